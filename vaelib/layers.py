@@ -1,0 +1,182 @@
+"""The two layers every VAE in the course is built from."""
+
+import keras
+from keras import ops
+
+MIN_LOG_VAR = -30.0
+MAX_LOG_VAR = 20.0
+
+
+@keras.saving.register_keras_serializable(package="vaelib")
+class Sampling(keras.layers.Layer):
+    """Draws `z ~ N(z_mean, exp(z_log_var))` with the reparameterisation trick.
+
+    `z = z_mean + exp(z_log_var / 2) * epsilon`, with `epsilon ~ N(0, I)`
+    drawn fresh for every element of the batch. Because the noise enters
+    through a sum and a product, gradients flow to `z_mean` and `z_log_var`.
+    The noise comes from a `keras.random.SeedGenerator`, so a seeded layer
+    gives the same draws in every run, also inside a jitted JAX train step.
+
+    Args:
+        seed: Optional integer seed for the layer's `SeedGenerator`.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: A pair `(z_mean, z_log_var)` of tensors of the same shape.
+
+    Returns:
+        A tensor `z` with the shape and dtype of `z_mean`.
+
+    Example:
+
+    >>> z_mean = keras.ops.zeros((4, 2))
+    >>> z_log_var = keras.ops.zeros((4, 2))
+    >>> Sampling(seed=0)((z_mean, z_log_var)).shape
+    (4, 2)
+
+    Introduced in: course/02_mlp_vae.ipynb
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        epsilon = keras.random.normal(
+            ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator
+        )
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seed": self.seed})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vaelib")
+class GaussianHead(keras.layers.Layer):
+    """Maps features to the mean and log-variance of a diagonal Gaussian.
+
+    Two parallel linear maps of the same input: one gives `z_mean`, the other
+    `z_log_var`. Neither has an activation: a mean can be any real number (a
+    ReLU would forbid negative means) and a log-variance is the logarithm of a
+    positive number, so it too ranges over all reals. The log-variance is
+    clipped to `[min_log_var, max_log_var]` (by default `[-30, 20]`, the
+    range diffusers' `DiagonalGaussianDistribution` uses): outside it,
+    `exp(z_log_var)` under- or overflows in float32 and one bad batch can fill
+    the weights with NaN. Its kernel starts at zero, so every posterior starts
+    as N(mean, 1) and the first KL values are small.
+
+    With `kernel_size=None` the maps are `Dense` layers on the last axis, which
+    on a feature map is a 1x1 convolution. With an integer `kernel_size` they
+    are `Conv2D` ("same" padding) on 4-D input `(batch, height, width,
+    channels)`, or `Conv3D` with kernel `(1, k, k)` on 5-D video input
+    `(batch, frames, height, width, channels)`, so frames never mix.
+
+    Args:
+        latent_dim: Number of latent units (or latent channels of a map).
+        kernel_size: `None` for dense heads, or the spatial kernel size of
+            convolutional heads.
+        min_log_var: Lower clip of the log-variance.
+        max_log_var: Upper clip of the log-variance.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: Feature tensor `(batch, ..., features)`.
+
+    Returns:
+        A pair `(z_mean, z_log_var)` with `latent_dim` in the last axis.
+
+    Example:
+
+    >>> z_mean, z_log_var = GaussianHead(2)(keras.ops.ones((4, 16)))
+    >>> tuple(z_mean.shape), tuple(z_log_var.shape)
+    ((4, 2), (4, 2))
+
+    Introduced in: course/02_mlp_vae.ipynb
+    """
+
+    def __init__(
+        self,
+        latent_dim,
+        kernel_size=None,
+        min_log_var=MIN_LOG_VAR,
+        max_log_var=MAX_LOG_VAR,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(latent_dim) < 1:
+            raise ValueError(
+                f"Expected latent_dim to be a positive integer. Received: {latent_dim}"
+            )
+        if not min_log_var < max_log_var:
+            raise ValueError(
+                "Expected min_log_var < max_log_var. "
+                f"Received: min_log_var={min_log_var}, max_log_var={max_log_var}"
+            )
+        self.latent_dim = int(latent_dim)
+        self.kernel_size = kernel_size
+        self.min_log_var = float(min_log_var)
+        self.max_log_var = float(max_log_var)
+        self.mean_layer = None
+        self.log_var_layer = None
+
+    def _make_layer(self, rank, name, kernel_initializer):
+        common = dict(
+            kernel_initializer=kernel_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        if self.kernel_size is None:
+            return keras.layers.Dense(self.latent_dim, **common)
+        if rank == 4:
+            return keras.layers.Conv2D(
+                self.latent_dim, self.kernel_size, padding="same", **common
+            )
+        if rank == 5:
+            return keras.layers.Conv3D(
+                self.latent_dim,
+                (1, self.kernel_size, self.kernel_size),
+                padding="same",
+                **common,
+            )
+        raise ValueError(
+            "A convolutional GaussianHead expects 4-D (batch, height, width, "
+            "channels) or 5-D (batch, frames, height, width, channels) input. "
+            f"Received input of rank {rank}."
+        )
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        self.mean_layer = self._make_layer(rank, "z_mean", "glorot_uniform")
+        self.log_var_layer = self._make_layer(rank, "z_log_var", "zeros")
+        self.mean_layer.build(input_shape)
+        self.log_var_layer.build(input_shape)
+
+    def call(self, inputs):
+        z_mean = self.mean_layer(inputs)
+        z_log_var = ops.clip(
+            self.log_var_layer(inputs), self.min_log_var, self.max_log_var
+        )
+        return z_mean, z_log_var
+
+    def compute_output_shape(self, input_shape):
+        output_shape = tuple(input_shape[:-1]) + (self.latent_dim,)
+        return output_shape, output_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "latent_dim": self.latent_dim,
+                "kernel_size": self.kernel_size,
+                "min_log_var": self.min_log_var,
+                "max_log_var": self.max_log_var,
+            }
+        )
+        return config

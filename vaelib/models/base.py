@@ -1,0 +1,242 @@
+"""`VAE`: an encoder, a decoder, and the ELBO as the training loss."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from vaelib import losses
+from vaelib.layers import Sampling
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@keras.saving.register_keras_serializable(package="vaelib")
+class VAE(keras.Model):
+    """A variational autoencoder trained by maximising the ELBO with `fit`.
+
+    The encoder maps `x` to the mean and log-variance of a diagonal Gaussian
+    posterior q(z | x); `Sampling` draws `z` from it with the
+    reparameterisation trick; the decoder maps `z` to the parameters of
+    p(x | z). The training loss is the negative evidence lower bound
+
+        loss = mean over the batch of [ -log p(x | z) + beta * KL(q(z|x) || p(z)) ]
+
+    with both terms summed over every pixel and latent unit of an example
+    (see `vaelib.losses`), so `beta = 1` is the true ELBO and
+    `log p(x) >= ELBO`. The loss is computed in `compute_loss`, the hook
+    Keras' `fit` calls on every backend, and always in float32, also under a
+    mixed-precision policy. `fit` reports `loss`, `reconstruction` and `kl`.
+
+    Args:
+        encoder: A model `x -> (z_mean, z_log_var)`.
+        decoder: A model `z -> logits` (Bernoulli likelihood) or
+            `z -> means` (Gaussian likelihood).
+        likelihood: `"bernoulli"` for data in `[0, 1]`, or `"gaussian"` with
+            the fixed observation log-variance `decoder_log_var`.
+        decoder_log_var: Log-variance of p(x | z) for the Gaussian likelihood.
+        beta: Initial weight of the KL term. Stored in a non-trainable
+            variable, `model.beta`, which a callback may `assign` during `fit`
+            (KL annealing).
+        seed: Optional integer seed of the sampling noise.
+        **kwargs: Standard `keras.Model` arguments (`name`, ...).
+
+    Call arguments:
+        inputs: A batch `x` with the encoder's input shape.
+        training: Unused; the posterior sample is drawn in every mode so that
+            `evaluate` reports the same ELBO that training optimises.
+
+    Returns:
+        From `model(x)`: a tuple `(decoder_output, z_mean, z_log_var)`.
+
+    Example:
+
+    >>> from vaelib.models import mlp_vae
+    >>> model = mlp_vae(input_shape=(28, 28, 1), latent_dim=2)
+    >>> model.compile(optimizer="adam")
+    >>> x = np.random.default_rng(0).random((8, 28, 28, 1), dtype="float32")
+    >>> model.elbo(x).shape
+    (8,)
+
+    Introduced in: course/02_mlp_vae.ipynb
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        likelihood="bernoulli",
+        decoder_log_var=0.0,
+        beta=1.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"Expected likelihood to be one of {LIKELIHOODS}. "
+                f"Received: likelihood={likelihood!r}"
+            )
+        if float(beta) < 0:
+            raise ValueError(f"Expected beta >= 0. Received: beta={beta}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.likelihood = likelihood
+        self.decoder_log_var = float(decoder_log_var)
+        self.seed = seed
+        self.sampling = Sampling(seed=seed, name="sampling")
+        self.beta = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(float(beta)),
+            trainable=False,
+            dtype="float32",
+            name="beta",
+        )
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.input_spec = keras.layers.InputSpec(
+            shape=(None,) + tuple(encoder.input_shape[1:])
+        )
+
+    @property
+    def data_shape(self):
+        """Shape of one example, `encoder.input_shape` without the batch axis."""
+        return tuple(self.encoder.input_shape[1:])
+
+    @property
+    def latent_shape(self):
+        """Shape of one latent, `decoder.input_shape` without the batch axis."""
+        return tuple(self.decoder.input_shape[1:])
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def call(self, inputs, training=None):
+        z_mean, z_log_var = self.encoder(inputs, training=training)
+        z = self.sampling((z_mean, z_log_var))
+        return self.decoder(z, training=training), z_mean, z_log_var
+
+    def reconstruction_loss(self, x, decoder_output):
+        """`-log p(x | z)` per example, in nats, for this model's likelihood."""
+        decoder_output = ops.cast(decoder_output, "float32")
+        if self.likelihood == "bernoulli":
+            return losses.bernoulli_nll(x, decoder_output)
+        return losses.gaussian_nll(x, decoder_output, self.decoder_log_var)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        decoder_output, z_mean, z_log_var = y_pred
+        reconstruction = self.reconstruction_loss(x, decoder_output)
+        kl = losses.gaussian_kl(
+            ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
+        )
+        per_example = reconstruction + self.beta * kl
+        if sample_weight is None:
+            loss = ops.mean(per_example)
+        else:
+            sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+            loss = ops.sum(per_example * sample_weight) / ops.maximum(
+                ops.sum(sample_weight), 1e-12
+            )
+        self.reconstruction_tracker.update_state(
+            reconstruction, sample_weight=sample_weight
+        )
+        self.kl_tracker.update_state(kl, sample_weight=sample_weight)
+        for extra_loss in self.losses:
+            loss = loss + ops.cast(ops.sum(extra_loss), "float32")
+        return loss
+
+    def compute_output_shape(self, input_shape):
+        latent = (input_shape[0],) + self.latent_shape
+        return (input_shape[0],) + self.data_shape, latent, latent
+
+    # Public, eager helpers. They take numpy arrays or tensors and check them.
+
+    def _check_input(self, x):
+        x = np.asarray(ops.convert_to_numpy(x))
+        expected = self.data_shape
+        if x.ndim != len(expected) + 1 or any(
+            e is not None and r != e for r, e in zip(x.shape[1:], expected)
+        ):
+            raise ValueError(
+                f"Expected input of shape (batch_size, {', '.join(map(str, expected))})"
+                f". Received: shape={x.shape}"
+            )
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(
+                "Expected floating-point input scaled to [0, 1] (divide uint8 "
+                f"images by 255). Received: dtype={x.dtype}"
+            )
+        if not np.all(np.isfinite(x)):
+            raise ValueError("Expected finite input. Received NaN or inf values.")
+        if self.likelihood == "bernoulli" and x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                "The Bernoulli likelihood expects values in [0, 1]. "
+                f"Received: min={x.min():.4g}, max={x.max():.4g}"
+            )
+        return x.astype("float32", copy=False)
+
+    def _check_fit_data(self, x):
+        if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+            self._check_input(x)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_fit_data(x)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_fit_data(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def encode(self, x):
+        """Returns `(z_mean, z_log_var)` of q(z | x) for a batch `x`."""
+        return self.encoder(self._check_input(x), training=False)
+
+    def decode(self, z):
+        """Returns the mean of p(x | z): probabilities (Bernoulli) or means."""
+        output = ops.cast(self.decoder(z, training=False), "float32")
+        if self.likelihood == "bernoulli":
+            return ops.sigmoid(output)
+        return output
+
+    def sample(self, n, seed=None):
+        """Decodes `n` draws from the prior N(0, I) (mean images, not noisy)."""
+        if int(n) < 1:
+            raise ValueError(f"Expected n >= 1. Received: n={n}")
+        z = keras.random.normal((int(n),) + self.latent_shape, seed=seed)
+        return self.decode(z)
+
+    def reconstruct(self, x):
+        """Decodes the posterior mean of `x`: a deterministic reconstruction."""
+        z_mean, _ = self.encode(x)
+        return self.decode(z_mean)
+
+    def elbo(self, x):
+        """Per-example ELBO in nats (one posterior sample, `beta` ignored)."""
+        x = self._check_input(x)
+        decoder_output, z_mean, z_log_var = self(x, training=False)
+        kl = losses.gaussian_kl(
+            ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
+        )
+        return -(self.reconstruction_loss(x, decoder_output) + kl)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "likelihood": self.likelihood,
+                "decoder_log_var": self.decoder_log_var,
+                "beta": float(ops.convert_to_numpy(self.beta)),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)

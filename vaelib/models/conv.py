@@ -1,0 +1,91 @@
+"""A VAE whose encoder and decoder are convolutional networks."""
+
+import keras
+
+from vaelib.layers import GaussianHead
+from vaelib.models.base import VAE
+
+
+def conv_vae(
+    input_shape=(28, 28, 1),
+    latent_dim=2,
+    filters=(32, 64),
+    dense_units=128,
+    likelihood="bernoulli",
+    beta=1.0,
+    seed=None,
+):
+    """Builds a VAE with a strided-convolution encoder and a transposed-conv decoder.
+
+    Encoder: one `Conv2D(f, 3, strides=2, relu)` per entry of `filters` (each
+    halves height and width), flatten, `Dense(dense_units, relu)`, then a
+    `GaussianHead`. Decoder: `Dense` back to the smallest feature map, one
+    `Conv2DTranspose(f, 3, strides=2, relu)` per entry in reverse, and a final
+    `Conv2D` with one filter per image channel and no activation (logits or
+    means).
+
+    Args:
+        input_shape: `(height, width, channels)`; height and width must be
+            divisible by `2 ** len(filters)`.
+        latent_dim: Number of latent units.
+        filters: Filters of the downsampling convolutions, encoder order.
+        dense_units: Width of the dense layer between convolutions and latent.
+        likelihood: `"bernoulli"` or `"gaussian"`, see `VAE`.
+        beta: Weight of the KL term, see `VAE`.
+        seed: Seed of the sampling noise.
+
+    Returns:
+        A `VAE`, not yet compiled.
+
+    Example:
+
+    >>> model = conv_vae(input_shape=(28, 28, 1), latent_dim=2)
+    >>> model.decoder.output_shape
+    (None, 28, 28, 1)
+
+    Introduced in: course/04_conv_vae.ipynb
+    """
+    input_shape = tuple(int(d) for d in input_shape)
+    filters = tuple(int(f) for f in filters)
+    if len(input_shape) != 3:
+        raise ValueError(
+            "Expected input_shape=(height, width, channels). "
+            f"Received: input_shape={input_shape}"
+        )
+    height, width, channels = input_shape
+    factor = 2 ** len(filters)
+    if height % factor or width % factor:
+        raise ValueError(
+            f"Expected height and width divisible by {factor} (2 ** len(filters)). "
+            f"Received: input_shape={input_shape}, filters={filters}"
+        )
+    small_shape = (height // factor, width // factor, filters[-1])
+
+    inputs = keras.Input(shape=input_shape, name="x")
+    features = inputs
+    for f in filters:
+        features = keras.layers.Conv2D(
+            f, 3, strides=2, padding="same", activation="relu"
+        )(features)
+    features = keras.layers.Flatten()(features)
+    features = keras.layers.Dense(dense_units, activation="relu")(features)
+    z_mean, z_log_var = GaussianHead(latent_dim, name="posterior")(features)
+    encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+
+    latent = keras.Input(shape=(latent_dim,), name="z")
+    features = keras.layers.Dense(dense_units, activation="relu")(latent)
+    features = keras.layers.Dense(
+        small_shape[0] * small_shape[1] * small_shape[2], activation="relu"
+    )(features)
+    # (batch_size, height / 2**len(filters), width / 2**len(filters), filters[-1])
+    features = keras.layers.Reshape(small_shape)(features)
+    for f in reversed(filters):
+        features = keras.layers.Conv2DTranspose(
+            f, 3, strides=2, padding="same", activation="relu"
+        )(features)
+    outputs = keras.layers.Conv2D(
+        channels, 3, padding="same", name="pixel_parameters"
+    )(features)
+    decoder = keras.Model(latent, outputs, name="decoder")
+
+    return VAE(encoder, decoder, likelihood=likelihood, beta=beta, seed=seed, name="conv_vae")
