@@ -100,8 +100,16 @@ def test_gaussian_head_starts_at_unit_variance():
 def test_gaussian_head_config_round_trip_and_bad_arguments():
     head = GaussianHead(7, kernel_size=3, min_log_var=-5.0, max_log_var=5.0)
     clone = GaussianHead.from_config(head.get_config())
-    assert (clone.latent_dim, clone.kernel_size, clone.min_log_var, clone.max_log_var) == (
-        7, 3, -5.0, 5.0,
+    assert (
+        clone.latent_dim,
+        clone.kernel_size,
+        clone.min_log_var,
+        clone.max_log_var,
+    ) == (
+        7,
+        3,
+        -5.0,
+        5.0,
     )
     with pytest.raises(ValueError, match="latent_dim"):
         GaussianHead(0)

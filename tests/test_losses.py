@@ -40,7 +40,9 @@ def test_gaussian_kl_sums_over_every_non_batch_axis():
     assert per_example.shape == (2,)
     np.testing.assert_allclose(per_example, per_unit.sum(axis=(1, 2, 3, 4)), rtol=1e-5)
     doubled = to_numpy(
-        gaussian_kl(np.concatenate([mean, mean], 1), np.concatenate([log_var, log_var], 1))
+        gaussian_kl(
+            np.concatenate([mean, mean], 1), np.concatenate([log_var, log_var], 1)
+        )
     )
     np.testing.assert_allclose(doubled, 2 * per_example, rtol=1e-5)
 
@@ -48,7 +50,9 @@ def test_gaussian_kl_sums_over_every_non_batch_axis():
 @settings(max_examples=200, deadline=None)
 @given(
     mean=hnp.arrays(
-        np.float32, (3, 4), elements=st.floats(-1e4, 1e4, width=32, allow_subnormal=False)
+        np.float32,
+        (3, 4),
+        elements=st.floats(-1e4, 1e4, width=32, allow_subnormal=False),
     ),
     log_var=hnp.arrays(
         np.float32, (3, 4), elements=st.floats(-80, 80, width=32, allow_subnormal=False)
@@ -82,13 +86,17 @@ def test_bernoulli_nll_is_stable_for_huge_logits():
 
 
 def test_bernoulli_nll_of_a_coin_flip_is_log_two_per_pixel():
-    nll = to_numpy(bernoulli_nll(np.ones((2, 28, 28, 1), "float32"), np.zeros((2, 28, 28, 1))))
+    nll = to_numpy(
+        bernoulli_nll(np.ones((2, 28, 28, 1), "float32"), np.zeros((2, 28, 28, 1)))
+    )
     np.testing.assert_allclose(nll, [784 * math.log(2)] * 2, rtol=1e-6)
 
 
 def test_bernoulli_nll_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"x\.shape=\(2, 784\)"):
-        bernoulli_nll(np.zeros((2, 784), "float32"), np.zeros((2, 28, 28, 1), "float32"))
+        bernoulli_nll(
+            np.zeros((2, 784), "float32"), np.zeros((2, 28, 28, 1), "float32")
+        )
 
 
 def test_gaussian_nll_matches_scipy():
@@ -97,7 +105,9 @@ def test_gaussian_nll_matches_scipy():
     mean = rng.normal(size=(3, 5, 2)).astype("float32")
     log_var = rng.normal(size=(3, 5, 2)).astype("float32")
     expected = -stats.norm.logpdf(x, mean, np.exp(0.5 * log_var)).sum(axis=(1, 2))
-    np.testing.assert_allclose(to_numpy(gaussian_nll(x, mean, log_var)), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(gaussian_nll(x, mean, log_var)), expected, rtol=1e-5
+    )
 
 
 def test_gaussian_nll_broadcasts_a_scalar_log_variance():
@@ -105,4 +115,6 @@ def test_gaussian_nll_broadcasts_a_scalar_log_variance():
     x = rng.normal(size=(3, 7)).astype("float32")
     mean = rng.normal(size=(3, 7)).astype("float32")
     expected = -stats.norm.logpdf(x, mean, math.exp(0.5 * -1.2)).sum(axis=1)
-    np.testing.assert_allclose(to_numpy(gaussian_nll(x, mean, -1.2)), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(gaussian_nll(x, mean, -1.2)), expected, rtol=1e-5
+    )

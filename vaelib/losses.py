@@ -26,7 +26,8 @@ def _sum_over_non_batch_axes(values):
 def _check_same_shape(name_a, a, name_b, b):
     shape_a, shape_b = tuple(a.shape), tuple(b.shape)
     if len(shape_a) != len(shape_b) or any(
-        i is not None and j is not None and i != j for i, j in zip(shape_a, shape_b)
+        i is not None and j is not None and i != j
+        for i, j in zip(shape_a, shape_b, strict=True)
     ):
         raise ValueError(
             f"Expected `{name_a}` and `{name_b}` to have the same shape. "
@@ -127,9 +128,7 @@ def gaussian_nll(x, mean, log_var):
     _check_same_shape("x", x, "mean", mean)
     log_var = ops.cast(ops.convert_to_tensor(log_var), mean.dtype)
     log_var = ops.broadcast_to(log_var, ops.shape(x))
-    per_pixel = 0.5 * (
-        LOG_2PI + log_var + ops.square(x - mean) * ops.exp(-log_var)
-    )
+    per_pixel = 0.5 * (LOG_2PI + log_var + ops.square(x - mean) * ops.exp(-log_var))
     return _sum_over_non_batch_axes(per_pixel)
 
 

@@ -1,4 +1,4 @@
-"""Handwritten digit images: MNIST where it can be had, scikit-learn's digits otherwise."""
+"""Handwritten digit images: MNIST where it can be had, else scikit-learn digits."""
 
 import logging
 import os
@@ -109,12 +109,21 @@ def _upsample(images, size):
     from PIL import Image
 
     resized = [
-        np.asarray(
-            Image.fromarray(image, mode="F").resize((size, size), Image.BICUBIC)
-        )
+        np.asarray(Image.fromarray(image, mode="F").resize((size, size), Image.BICUBIC))
         for image in images
     ]
     return np.clip(np.stack(resized), 0.0, 1.0).astype("float32")
+
+
+def _quietly(function, *args):
+    """Runs `function` with TFDS' "no dataset_info.json" probe warnings muted."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        return function(*args)
+    finally:
+        absl_logger.setLevel(level)
 
 
 def load_digits_images(split="train", source=None, data_dir=None, download=None):
@@ -173,7 +182,7 @@ def load_digits_images(split="train", source=None, data_dir=None, download=None)
         images, labels = _load_sklearn(split)
     else:
         images = None
-        attempts = [("tfds", lambda: _load_tfds(split, data_dir, False))]
+        attempts = [("tfds", lambda: _quietly(_load_tfds, split, data_dir, False))]
         attempts.append(("keras", lambda: _load_keras(split, False)))
         if download and _network_reachable():
             attempts.append(("tfds", lambda: _load_tfds(split, data_dir, True)))

@@ -156,7 +156,7 @@ class VAE(keras.Model):
         x = np.asarray(ops.convert_to_numpy(x))
         expected = self.data_shape
         if x.ndim != len(expected) + 1 or any(
-            e is not None and r != e for r, e in zip(x.shape[1:], expected)
+            e is not None and r != e for r, e in zip(x.shape[1:], expected, strict=True)
         ):
             raise ValueError(
                 f"Expected input of shape (batch_size, {', '.join(map(str, expected))})"

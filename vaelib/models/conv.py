@@ -83,9 +83,11 @@ def conv_vae(
         features = keras.layers.Conv2DTranspose(
             f, 3, strides=2, padding="same", activation="relu"
         )(features)
-    outputs = keras.layers.Conv2D(
-        channels, 3, padding="same", name="pixel_parameters"
-    )(features)
+    outputs = keras.layers.Conv2D(channels, 3, padding="same", name="pixel_parameters")(
+        features
+    )
     decoder = keras.Model(latent, outputs, name="decoder")
 
-    return VAE(encoder, decoder, likelihood=likelihood, beta=beta, seed=seed, name="conv_vae")
+    return VAE(
+        encoder, decoder, likelihood=likelihood, beta=beta, seed=seed, name="conv_vae"
+    )

@@ -61,4 +61,6 @@ def mlp_vae(
     outputs = keras.layers.Reshape(input_shape)(features)
     decoder = keras.Model(latent, outputs, name="decoder")
 
-    return VAE(encoder, decoder, likelihood=likelihood, beta=beta, seed=seed, name="mlp_vae")
+    return VAE(
+        encoder, decoder, likelihood=likelihood, beta=beta, seed=seed, name="mlp_vae"
+    )

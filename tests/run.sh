@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (README, "Run the tests"). Unit tests on the
+# TensorFlow backend, again on JAX, then every notebook under course/ with nbval.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export VAELIB_OFFLINE="${VAELIB_OFFLINE:-1}" TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
+python=${PYTHON:-python}
+
+for backend in tensorflow jax; do
+  echo "== unit tests, KERAS_BACKEND=$backend"
+  KERAS_BACKEND=$backend "$python" -m pytest -q -p no:cacheprovider tests "$@"
+done
+
+notebooks=$(find course -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | sort)
+if [ -n "$notebooks" ]; then
+  echo "== notebooks (nbval, lax), KERAS_BACKEND=tensorflow"
+  # shellcheck disable=SC2086
+  KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider --nbval-lax $notebooks
+else
+  echo "== notebooks: course/ has no notebook yet, nothing to check"
+fi

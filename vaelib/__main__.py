@@ -1,0 +1,5 @@
+import sys
+
+from vaelib.cli import main
+
+sys.exit(main())
