@@ -20,6 +20,7 @@ _EXPORTS = {
     "iwae_log_likelihood": "vaelib.metrics",
     "bits_per_dim": "vaelib.metrics",
     "load_digits_images": "vaelib.data",
+    "MovingDigits": "vaelib.data",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,269 @@
+import keras
+import numpy as np
+import pytest
+
+from vaelib.cli import main
+from vaelib.data import MovingDigits, load_digits_images, load_moving_mnist
+
+SMALL = dict(frame_size=32, num_frames=12, digit_size=14, speed=(1.0, 3.0))
+
+
+@pytest.fixture(scope="module")
+def small():
+    return MovingDigits(split="test", seed=3, **SMALL)
+
+
+def test_clips_have_the_documented_shape_dtype_and_range(small):
+    clips = small.clips(7)
+    assert clips.shape == (7, 12, 32, 32, 1) and clips.dtype == np.float32
+    assert clips.min() == 0.0 and clips.max() <= 1.0 and clips.max() > 0.5
+    standard = MovingDigits(split="test").clips(2)
+    assert standard.shape == (2, 20, 64, 64, 1)
+
+
+def test_clip_i_depends_only_on_the_seed_and_i(small):
+    many = small.clips(40)
+    np.testing.assert_array_equal(small.clips(5), many[:5])
+    np.testing.assert_array_equal(small.clips(6, start=30), many[30:36])
+    again = MovingDigits(split="test", seed=3, **SMALL)
+    np.testing.assert_array_equal(again.clips(40), many)
+    other = MovingDigits(split="test", seed=4, **SMALL)
+    assert not np.array_equal(other.clips(5), many[:5])
+
+
+def test_every_digit_stays_inside_the_frame(small):
+    positions = small.metadata(200)["positions"]
+    free = small.frame_size - small.digit_size
+    assert positions.min() >= 0 and positions.max() <= free
+    corners = np.rint(positions)
+    assert corners.min() >= 0 and corners.max() + small.digit_size <= small.frame_size
+
+
+def test_velocity_is_constant_between_bounces_and_reflected_at_walls(small):
+    info = small.metadata(200)
+    free = small.frame_size - small.digit_size
+    before, after = info["positions"][:, :, :-1], info["positions"][:, :, 1:]
+    velocity = np.broadcast_to(info["velocity"][:, :, None], before.shape)
+    # The velocity of each component flips at each bounce; follow its sign.
+    signs = np.ones_like(before)
+    for t in range(1, before.shape[2]):
+        unconstrained = before[:, :, t - 1] + signs[:, :, t - 1] * velocity[:, :, t - 1]
+        hit = (unconstrained < 0) | (unconstrained > free)
+        signs[:, :, t] = np.where(hit, -signs[:, :, t - 1], signs[:, :, t - 1])
+    moving = signs * velocity
+    free_flight = before + moving
+    reflected = np.where(free_flight < 0, -free_flight, free_flight)
+    reflected = np.where(free_flight > free, 2 * free - free_flight, reflected)
+    np.testing.assert_allclose(after, reflected, atol=1e-9)
+    bounced = (free_flight < 0) | (free_flight > free)
+    assert 0.05 < bounced.mean() < 0.5
+    np.testing.assert_allclose((after - before)[~bounced], moving[~bounced], atol=1e-9)
+
+
+def test_speed_is_the_requested_number_of_pixels_per_frame():
+    clips = MovingDigits(split="test", speed=3.6)
+    speed = np.linalg.norm(clips.metadata(50)["velocity"], axis=-1)
+    np.testing.assert_allclose(speed, 3.6)
+
+
+def test_rendered_digits_are_the_split_images_at_the_rounded_positions():
+    single = MovingDigits(split="test", num_digits=1, num_frames=5, seed=2)
+    test_images = load_digits_images("test").images[..., 0]
+    train_rows = {row.tobytes() for row in load_digits_images("train").images[..., 0]}
+    clips = single.clips_uint8(20)[..., 0]
+    info = single.metadata(20)
+    for clip, index, positions in zip(
+        clips, info["digit_index"][:, 0], info["positions"][:, 0], strict=True
+    ):
+        row, column = np.rint(positions[3]).astype(int)
+        patch = clip[3, row : row + 28, column : column + 28]
+        np.testing.assert_array_equal(
+            patch, np.round(test_images[index] * 255).astype("uint8")
+        )
+        assert test_images[index].tobytes() not in train_rows
+    assert np.array_equal(single.labels, load_digits_images("test").labels)
+
+
+def test_train_and_test_clips_share_no_digit_image():
+    train = MovingDigits(split="train", num_frames=2)
+    test = MovingDigits(split="test", num_frames=2)
+    train_digits = {image.tobytes() for image in train.digits}
+    assert not any(image.tobytes() in train_digits for image in test.digits)
+    used = test.metadata(500)["digit_index"]
+    assert used.max() < len(test.digits)
+
+
+def test_digits_combine_by_maximum():
+    square = np.zeros((1, 4, 4), "float32")
+    square[0, 1:3, 1:3] = 0.6
+    clips = MovingDigits(
+        frame_size=6,
+        digit_size=4,
+        num_digits=2,
+        num_frames=30,
+        speed=0.7,
+        digits=square,
+        seed=0,
+    )
+    frames = clips.clips(50)
+    # Two copies of a 0.6 square never add up beyond 0.6.
+    assert np.isclose(frames.max(), 153 / 255)
+
+
+def test_matches_tfds_image_as_moving_sequence_on_motion_and_bounds():
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow_datasets.video import moving_sequence
+
+    single = MovingDigits(split="test", num_digits=1, num_frames=20, seed=5)
+    free = single.frame_size - single.digit_size
+    info = single.metadata(6)
+    ours = single.clips_uint8(6)
+    for i in range(6):
+        image = single._digits_uint8[info["digit_index"][i, 0]][..., None]
+        theirs = moving_sequence.image_as_moving_sequence(
+            tf.constant(image),
+            sequence_length=20,
+            output_size=(64, 64),
+            velocity=tf.constant(info["velocity"][i, 0] / free, tf.float32),
+            start_position=tf.constant(info["start_position"][i, 0] / free, tf.float32),
+        )
+        np.testing.assert_allclose(
+            theirs.trajectory.numpy() * free, info["positions"][i, 0], atol=1e-3
+        )
+        # Same pixels, up to a frame where float32 rounding lands on .5 differently.
+        same_frames = np.all(theirs.image_sequence.numpy() == ours[i], axis=(1, 2, 3))
+        assert same_frames.mean() >= 0.9
+
+
+def test_as_dataset_yields_the_documented_batches(small):
+    tf = pytest.importorskip("tensorflow")
+    dataset = small.as_dataset(num_clips=50, batch_size=8, shuffle=False)
+    batches = list(dataset.as_numpy_iterator())
+    assert [len(b) for b in batches] == [8] * 6 + [2]
+    assert batches[0].dtype == np.float32 and batches[0].shape == (8, 12, 32, 32, 1)
+    np.testing.assert_array_equal(np.concatenate(batches), small.clips(50))
+    assert dataset.element_spec.dtype == tf.float32
+
+    shuffled = small.as_dataset(num_clips=50, batch_size=50, shuffle=True)
+    first, second = (next(iter(shuffled)).numpy() for _ in range(2))
+    assert not np.array_equal(first, small.clips(50))
+    np.testing.assert_array_equal(
+        np.sort(first.sum(axis=(1, 2, 3, 4))),
+        np.sort(small.clips(50).sum(axis=(1, 2, 3, 4))),
+    )
+    assert not np.array_equal(first, second)
+
+    pairs = small.as_dataset(
+        num_clips=16, batch_size=4, shuffle=False, context_frames=5
+    )
+    context, future = next(iter(pairs))
+    assert tuple(context.shape) == (4, 5, 32, 32, 1) and tuple(future.shape) == (
+        4,
+        7,
+        32,
+        32,
+        1,
+    )
+    np.testing.assert_array_equal(np.concatenate([context, future], 1), small.clips(4))
+
+
+def test_a_dataset_trains_a_keras_model(small):
+    pytest.importorskip("tensorflow")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.data feeds every backend; checked once on TensorFlow")
+    model = keras.Sequential(
+        [keras.Input(small.clip_shape), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    pairs = small.as_dataset(num_clips=16, batch_size=4).map(
+        lambda x: (x, x[:, 0, 0, 0])
+    )
+    history = model.fit(pairs, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(frame_size=20, digit_size=28), "digit_size"),
+        (dict(num_frames=0), "num_frames"),
+        (dict(num_digits=0), "num_digits"),
+        (dict(speed=-1.0), "speed"),
+        (dict(speed=(3.0, 1.0)), "speed"),
+        (dict(split="validation"), "split"),
+        (dict(digits=np.zeros((5, 28), "float32")), "digits"),
+        (dict(digits=np.full((5, 28, 28), 255.0)), "digits"),
+        (dict(digits=np.array([["a"]])), "digits"),
+        (dict(digits=np.zeros((3, 28, 28)), labels=[1, 2]), "label"),
+    ],
+)
+def test_bad_parameters_name_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        MovingDigits(**kwargs)
+
+
+def test_bad_context_frames(small):
+    pytest.importorskip("tensorflow")
+    with pytest.raises(ValueError, match="context_frames"):
+        small.as_dataset(10, context_frames=12)
+
+
+def test_official_moving_mnist_file_round_trips(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (20, 6, 64, 64), dtype=np.uint8)
+    path = tmp_path / "mnist_test_seq.npy"
+    np.save(path, frames)
+    clips = load_moving_mnist(path)
+    assert clips.shape == (6, 20, 64, 64, 1) and clips.dtype == np.float32
+    np.testing.assert_array_equal(
+        np.round(clips[..., 0] * 255).astype("uint8"), frames.transpose(1, 0, 2, 3)
+    )
+    assert load_moving_mnist(path, max_clips=2).shape == (2, 20, 64, 64, 1)
+    np.save(tmp_path / "bad.npy", frames.astype("float32"))
+    with pytest.raises(ValueError, match="uint8"):
+        load_moving_mnist(tmp_path / "bad.npy")
+
+
+def test_cli_writes_moving_digits_to_npz(tmp_path, capsys):
+    out = tmp_path / "moving.npz"
+    assert (
+        main(
+            [
+                "data",
+                "moving-digits",
+                "--clips",
+                "5",
+                "--split",
+                "test",
+                "--frame-size",
+                "32",
+                "--digit-size",
+                "14",
+                "--num-frames",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    with np.load(out) as arrays:
+        assert (
+            arrays["clips"].shape == (5, 4, 32, 32, 1)
+            and arrays["clips"].dtype == np.uint8
+        )
+        assert arrays["labels"].shape == (5, 2) and arrays["velocity"].shape == (
+            5,
+            2,
+            2,
+        )
+        expected = MovingDigits(
+            split="test", frame_size=32, digit_size=14, num_frames=4
+        )
+        np.testing.assert_array_equal(arrays["clips"], expected.clips_uint8(5))
+    assert "wrote 5 test clips" in capsys.readouterr().out
+    assert (
+        main(
+            ["data", "moving-digits", "--clips", "5", "--out", str(tmp_path / "x.txt")]
+        )
+        == 2
+    )
