@@ -17,6 +17,8 @@ _EXPORTS = {
     "VAE": "vaelib.models",
     "conv_vae": "vaelib.models",
     "mlp_vae": "vaelib.models",
+    "framewise_vae": "vaelib.models",
+    "convlstm_vae": "vaelib.models",
     "iwae_log_likelihood": "vaelib.metrics",
     "bits_per_dim": "vaelib.metrics",
     "load_digits_images": "vaelib.data",

@@ -108,3 +108,128 @@ def bits_per_dim(nll, num_dims):
     if num_dims < 1:
         raise ValueError(f"Expected num_dims >= 1. Received: num_dims={num_dims}")
     return nll / (num_dims * math.log(2.0))
+
+
+def _check_pair(target, prediction):
+    target = np.asarray(target, dtype="float64")
+    prediction = np.asarray(prediction, dtype="float64")
+    if target.shape != prediction.shape or target.ndim < 3:
+        raise ValueError(
+            "Expected two image batches of the same shape (..., height, width, "
+            f"channels). Received: {target.shape} and {prediction.shape}"
+        )
+    return target, prediction
+
+
+def psnr(target, prediction, max_value=1.0):
+    """Peak signal-to-noise ratio of each image, in dB.
+
+    `PSNR = 10 log10(max_value**2 / MSE)`, the mean squared error taken over
+    the height, width and channels of each image (each frame of a clip).
+
+    Args:
+        target: Images `(..., height, width, channels)`.
+        prediction: Same shape.
+        max_value: Largest possible pixel value (1 for images in [0, 1]).
+
+    Returns:
+        Numpy array of shape `target.shape[:-3]`: one PSNR per image
+        (`inf` where the two are identical).
+
+    Introduced in: course/08_convlstm_video_vae.ipynb
+    """
+    target, prediction = _check_pair(target, prediction)
+    mse = np.mean(np.square(target - prediction), axis=(-3, -2, -1))
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(max_value**2 / mse)
+
+
+def ssim(target, prediction, max_value=1.0, sigma=1.5):
+    """Structural similarity of each image (Wang et al., 2004), in [-1, 1].
+
+    The standard form: local means, variances and covariance under an
+    11x11 Gaussian window of standard deviation 1.5, constants
+    `(0.01 * max_value)**2` and `(0.03 * max_value)**2`, averaged over each
+    image and channel. It equals scikit-image's
+    `structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=max_value)`, which a test checks.
+
+    Args:
+        target: Images `(..., height, width, channels)`.
+        prediction: Same shape.
+        max_value: Largest possible pixel value.
+        sigma: Standard deviation of the Gaussian window.
+
+    Returns:
+        Numpy array of shape `target.shape[:-3]`.
+
+    Introduced in: course/08_convlstm_video_vae.ipynb
+    """
+    from scipy.ndimage import gaussian_filter
+
+    target, prediction = _check_pair(target, prediction)
+    # Filter over height and width only; radius 3.5 * sigma gives the 11x11 window.
+    sigmas = [0.0] * (target.ndim - 3) + [sigma, sigma, 0.0]
+
+    def local_mean(values):
+        return gaussian_filter(values, sigmas, truncate=3.5, mode="reflect")
+
+    mean_t, mean_p = local_mean(target), local_mean(prediction)
+    var_t = local_mean(target * target) - mean_t**2
+    var_p = local_mean(prediction * prediction) - mean_p**2
+    covariance = local_mean(target * prediction) - mean_t * mean_p
+    c1, c2 = (0.01 * max_value) ** 2, (0.03 * max_value) ** 2
+    index = ((2 * mean_t * mean_p + c1) * (2 * covariance + c2)) / (
+        (mean_t**2 + mean_p**2 + c1) * (var_t + var_p + c2)
+    )
+    # scikit-image ignores a border of (window - 1) / 2 pixels; so do we.
+    border = int(3.5 * sigma + 0.5)
+    index = index[..., border:-border, border:-border, :]
+    return index.mean(axis=(-3, -2, -1))
+
+
+def evaluate_video(model, clips, batch_size=16):
+    """Per-frame quality of a video VAE's reconstructions, as a table-ready dict.
+
+    Each clip is encoded, its posterior mean decoded, and compared frame by
+    frame with the input.
+
+    Args:
+        model: A video `VAE` (e.g. from `convlstm_vae`).
+        clips: `(num_clips, num_frames, height, width, 1)` in [0, 1].
+        batch_size: Clips per forward pass.
+
+    Returns:
+        A dict of numpy arrays of shape `(num_frames,)`, averaged over clips:
+        `bce` (Bernoulli NLL of the frame given one posterior sample, nats),
+        `psnr` (dB) and `ssim` of the posterior-mean reconstruction, and `kl`
+        (nats per frame); plus `"mean"`, a dict of their averages over frames.
+
+    Introduced in: course/08_convlstm_video_vae.ipynb
+    """
+    clips = model._check_input(clips)
+    if clips.ndim != 5:
+        raise ValueError(
+            f"Expected clips (n, frames, h, w, c). Received: {clips.shape}"
+        )
+    bce, kl, psnr_values, ssim_values = [], [], [], []
+    for start in range(0, len(clips), batch_size):
+        batch = clips[start : start + batch_size]
+        logits, z_mean, z_log_var = model(batch, training=False)
+        per_pixel = ops.binary_crossentropy(
+            ops.convert_to_tensor(batch), ops.cast(logits, "float32"), from_logits=True
+        )
+        bce.append(ops.convert_to_numpy(ops.sum(per_pixel, axis=(2, 3, 4))))
+        kl_per_unit = 0.5 * (ops.expm1(z_log_var) - z_log_var + ops.square(z_mean))
+        kl.append(ops.convert_to_numpy(ops.sum(kl_per_unit, axis=(2, 3, 4))))
+        reconstruction = ops.convert_to_numpy(model.decode(z_mean))
+        psnr_values.append(psnr(batch, reconstruction))
+        ssim_values.append(ssim(batch, reconstruction))
+    report = {
+        "bce": np.concatenate(bce).mean(axis=0),
+        "psnr": np.concatenate(psnr_values).mean(axis=0),
+        "ssim": np.concatenate(ssim_values).mean(axis=0),
+        "kl": np.concatenate(kl).mean(axis=0),
+    }
+    report["mean"] = {name: float(values.mean()) for name, values in report.items()}
+    return report
