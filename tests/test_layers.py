@@ -117,3 +117,44 @@ def test_gaussian_head_config_round_trip_and_bad_arguments():
         GaussianHead(2, min_log_var=1.0, max_log_var=0.0)
     with pytest.raises(ValueError, match="rank 3"):
         GaussianHead(2, kernel_size=3)(np.ones((2, 4, 4), "float32"))
+
+
+def test_fused_convlstm_equals_keras_convlstm_with_the_same_weights():
+    from vaelib.layers import FusedConvLSTM2D
+
+    x = np.random.default_rng(0).normal(size=(2, 5, 6, 6, 3)).astype("float32")
+    stock = keras.layers.ConvLSTM2D(8, 3, padding="same", return_sequences=True)
+    expected = to_numpy(stock(x))
+    for unroll in (None, 1, 2):
+        fused = FusedConvLSTM2D(8, 3, unroll=unroll)
+        fused.build(x.shape)
+        assert [w.shape for w in fused.get_weights()] == [
+            w.shape for w in stock.get_weights()
+        ]
+        fused.set_weights(stock.get_weights())
+        np.testing.assert_allclose(to_numpy(fused(x)), expected, atol=1e-5)
+
+
+def test_fused_convlstm_starts_like_keras_and_round_trips_its_config():
+    from vaelib.layers import FusedConvLSTM2D
+
+    layer = FusedConvLSTM2D(4, 3, unroll=2)
+    layer.build((None, 3, 5, 5, 2))
+    bias = to_numpy(layer.bias)
+    np.testing.assert_array_equal(bias, [0] * 4 + [1] * 4 + [0] * 8)
+    clone = FusedConvLSTM2D.from_config(layer.get_config())
+    assert (clone.filters, clone.kernel_size, clone.unroll) == (4, 3, 2)
+    with pytest.raises(ValueError, match="known height, width and channels"):
+        FusedConvLSTM2D(4).build((None, 3, None, 5, 2))
+
+
+def test_fused_convlstm_is_causal_in_time():
+    from vaelib.layers import FusedConvLSTM2D
+
+    layer = FusedConvLSTM2D(4, 3)
+    x = np.random.default_rng(1).normal(size=(1, 6, 5, 5, 2)).astype("float32")
+    changed = x.copy()
+    changed[:, 4:] = 0
+    before, after = to_numpy(layer(x)), to_numpy(layer(changed))
+    np.testing.assert_allclose(before[:, :4], after[:, :4], atol=1e-6)
+    assert not np.allclose(before[:, 4:], after[:, 4:])

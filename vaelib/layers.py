@@ -1,6 +1,7 @@
 """The two layers every VAE in the course is built from."""
 
 import keras
+import numpy as np
 from keras import ops
 
 MIN_LOG_VAR = -30.0
@@ -177,6 +178,132 @@ class GaussianHead(keras.layers.Layer):
                 "kernel_size": self.kernel_size,
                 "min_log_var": self.min_log_var,
                 "max_log_var": self.max_log_var,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vaelib")
+class FusedConvLSTM2D(keras.layers.Layer):
+    """A ConvLSTM over time that does in one convolution what Keras does in eight.
+
+    The same computation and weights as `keras.layers.ConvLSTM2D(filters,
+    kernel_size, padding="same", return_sequences=True)`: at each frame t,
+
+        i, f, g, o = split(conv(x_t, W) + conv(h_{t-1}, U) + b)
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+        h_t = sigmoid(o) * tanh(c_t)
+
+    Keras' cell splits `W` and `U` into the four gates and runs eight
+    convolutions per frame inside the time loop. Here `conv(x_t, W)` does not
+    depend on the state, so it runs once for all frames before the loop, as
+    one batched convolution, and the loop runs one fused convolution
+    `conv(h_{t-1}, U)` with all four gates' filters (`keras.ops.scan`, which is
+    `lax.scan` on JAX). Weights have Keras' layout (`kernel`,
+    `recurrent_kernel`, `bias`, gates in the order i, f, g, o), so
+    `set_weights(convlstm.get_weights())` moves them across.
+
+    Args:
+        filters: Hidden channels.
+        kernel_size: Size of the square convolution kernels.
+        unroll: Unrolling of the time loop, passed to `keras.ops.scan`:
+            `True` (full), an integer, or `None` for the backend's best choice
+            (full unrolling on JAX, where it is much faster on CPU; 1
+            elsewhere).
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        `(batch, frames, height, width, channels)`.
+
+    Output shape:
+        `(batch, frames, height, width, filters)`: the hidden state at every frame.
+
+    Example:
+
+    >>> layer = FusedConvLSTM2D(8, 3)
+    >>> tuple(layer(keras.ops.zeros((2, 5, 6, 6, 3))).shape)
+    (2, 5, 6, 6, 8)
+
+    Introduced in: course/10_training_at_scale.ipynb
+    """
+
+    def __init__(self, filters, kernel_size=3, unroll=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.unroll = unroll
+        self.input_spec = keras.layers.InputSpec(ndim=5)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or None in tuple(input_shape[2:4]):
+            raise ValueError(
+                "FusedConvLSTM2D needs known height, width and channels. "
+                f"Received: input_shape={input_shape}"
+            )
+        size = (self.kernel_size, self.kernel_size)
+        self.kernel = self.add_weight(
+            shape=size + (channels, 4 * self.filters),
+            initializer="glorot_uniform",
+            name="kernel",
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=size + (self.filters, 4 * self.filters),
+            initializer="orthogonal",
+            name="recurrent_kernel",
+        )
+        # Keras' unit_forget_bias: the forget gate starts open (bias 1).
+        bias = np.zeros(4 * self.filters, "float32")
+        bias[self.filters : 2 * self.filters] = 1.0
+        self.bias = self.add_weight(
+            shape=(4 * self.filters,),
+            initializer=keras.initializers.Constant(bias),
+            name="bias",
+        )
+
+    def call(self, inputs):
+        batch, frames = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        height, width, channels = inputs.shape[2], inputs.shape[3], inputs.shape[4]
+        # (batch * frames, height, width, channels): every frame's input gates at once
+        flat = ops.reshape(inputs, (-1, height, width, channels))
+        gates_from_input = ops.conv(flat, self.kernel, padding="same") + self.bias
+        # (frames, batch, height, width, 4 * filters): time first, for scan
+        gates_from_input = ops.transpose(
+            ops.reshape(
+                gates_from_input, (batch, frames, height, width, 4 * self.filters)
+            ),
+            (1, 0, 2, 3, 4),
+        )
+        recurrent_kernel = self.recurrent_kernel
+
+        def step(state, gates_t):
+            h, c = state
+            gates = gates_t + ops.conv(h, recurrent_kernel, padding="same")
+            i, f, g, o = ops.split(gates, 4, axis=-1)
+            c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+            h = ops.sigmoid(o) * ops.tanh(c)
+            # Keras' TensorFlow scan needs outputs shaped like the carry.
+            return (h, c), (h, c)
+
+        zeros = ops.zeros(
+            (batch, height, width, self.filters), dtype=gates_from_input.dtype
+        )
+        unroll = self.unroll
+        if unroll is None:
+            unroll = keras.backend.backend() == "jax"
+        _, (hidden, _) = ops.scan(step, (zeros, zeros), gates_from_input, unroll=unroll)
+        return ops.transpose(hidden, (1, 0, 2, 3, 4))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:4]) + (self.filters,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "unroll": self.unroll,
             }
         )
         return config

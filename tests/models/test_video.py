@@ -171,3 +171,24 @@ def test_bad_clip_shapes():
         convlstm_vae(input_shape=(32, 32, 1))
     with pytest.raises(ValueError, match="divisible by 8"):
         framewise_vae(input_shape=(4, 28, 28, 1))
+
+
+def test_fused_and_keras_convlstm_build_the_same_model(clips):
+    fused = convlstm_vae(input_shape=SHAPE, lstm_filters=8, seed=0, **SMALL)
+    stock = convlstm_vae(
+        input_shape=SHAPE, lstm_filters=8, seed=0, fused=False, **SMALL
+    )
+    stock.set_weights(fused.get_weights())
+    np.testing.assert_allclose(
+        to_numpy(stock.encode(clips[1][:3])[0]),
+        to_numpy(fused.encode(clips[1][:3])[0]),
+        atol=1e-5,
+    )
+    z = (
+        np.random.default_rng(0)
+        .normal(size=(2,) + fused.latent_shape)
+        .astype("float32")
+    )
+    np.testing.assert_allclose(
+        to_numpy(stock.decode(z)), to_numpy(fused.decode(z)), atol=1e-5
+    )

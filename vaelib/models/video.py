@@ -12,7 +12,7 @@ every backend work as for the image models.
 import keras
 import numpy as np
 
-from vaelib.layers import GaussianHead
+from vaelib.layers import FusedConvLSTM2D, GaussianHead
 from vaelib.models.base import VAE
 
 
@@ -54,9 +54,11 @@ def _frame_decoder(features, filters, channels):
     )(features)
 
 
-def _temporal(features, lstm_filters, name):
+def _temporal(features, lstm_filters, name, fused=True):
     if lstm_filters is None:
         return features
+    if fused:
+        return FusedConvLSTM2D(lstm_filters, 3, name=name)(features)
     return keras.layers.ConvLSTM2D(
         lstm_filters, 3, padding="same", return_sequences=True, name=name
     )(features)
@@ -68,18 +70,18 @@ def _latent_shape(input_shape, filters, latent_dim, num_frames=None):
     return (num_frames, input_shape[1] // factor, input_shape[2] // factor, latent_dim)
 
 
-def _video_vae(input_shape, latent_dim, filters, lstm_filters, seed, name):
+def _video_vae(input_shape, latent_dim, filters, lstm_filters, seed, name, fused=True):
     input_shape = _check_clip_shape(input_shape, filters)
     inputs = keras.Input(shape=input_shape, name="clip")
     features = _frame_encoder(inputs, filters)
-    features = _temporal(features, lstm_filters, "encoder_convlstm")
+    features = _temporal(features, lstm_filters, "encoder_convlstm", fused)
     z_mean, z_log_var = GaussianHead(latent_dim, name="posterior")(features)
     encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
     latent = keras.Input(
         shape=_latent_shape(input_shape, filters, latent_dim), name="z"
     )
-    features = _temporal(latent, lstm_filters, "decoder_convlstm")
+    features = _temporal(latent, lstm_filters, "decoder_convlstm", fused)
     if lstm_filters is None:
         features = keras.layers.TimeDistributed(
             keras.layers.Conv2D(filters[-1], 3, padding="same", activation="relu")
@@ -129,6 +131,7 @@ def convlstm_vae(
     filters=(16, 32, 64),
     lstm_filters=64,
     seed=None,
+    fused=True,
 ):
     """Builds a video VAE with ConvLSTM layers over time in encoder and decoder.
 
@@ -146,6 +149,10 @@ def convlstm_vae(
         filters: Filters of the downsampling convolutions, encoder order.
         lstm_filters: Filters (hidden channels) of both ConvLSTM layers.
         seed: Seed of the sampling noise.
+        fused: Use `vaelib.layers.FusedConvLSTM2D` (the input convolution
+            hoisted out of the time loop, one fused convolution per frame).
+            `False` uses `keras.layers.ConvLSTM2D`: the same model and weights,
+            slower (see `benchmarks/video_throughput.py`).
 
     Returns:
         A `VAE`.
@@ -159,7 +166,13 @@ def convlstm_vae(
     Introduced in: course/08_convlstm_video_vae.ipynb
     """
     return _video_vae(
-        input_shape, latent_dim, tuple(filters), int(lstm_filters), seed, "convlstm_vae"
+        input_shape,
+        latent_dim,
+        tuple(filters),
+        int(lstm_filters),
+        seed,
+        "convlstm_vae",
+        fused,
     )
 
 
@@ -170,6 +183,7 @@ def convlstm_predictor(
     filters=(16, 32, 64),
     lstm_filters=64,
     seed=None,
+    fused=True,
 ):
     """Builds a ConvLSTM VAE that reconstructs the first frames and predicts the rest.
 
@@ -186,7 +200,7 @@ def convlstm_predictor(
     Args:
         input_shape: `(num_frames, height, width, channels)`.
         context_frames: Frames the model sees, `0 < context_frames < num_frames`.
-        latent_dim, filters, lstm_filters, seed: as in `convlstm_vae`.
+        latent_dim, filters, lstm_filters, seed, fused: as in `convlstm_vae`.
 
     Returns:
         A `VAE`. Use `predict_frames(model, context)` for predictions.
@@ -215,7 +229,7 @@ def convlstm_predictor(
         ((0, future_frames), (0, 0), (0, 0)), name="context"
     )(inputs)
     features = _frame_encoder(context, filters)
-    features = _temporal(features, int(lstm_filters), "encoder_convlstm")
+    features = _temporal(features, int(lstm_filters), "encoder_convlstm", fused)
     z_mean, z_log_var = GaussianHead(latent_dim, name="posterior")(features)
     # (batch, num_frames, h, w, latent_dim): the prior's 0 and 0 for future frames.
     prior_padding = ((0, future_frames), (0, 0), (0, 0))
@@ -228,7 +242,7 @@ def convlstm_predictor(
     latent = keras.Input(
         shape=_latent_shape(input_shape, filters, latent_dim), name="z"
     )
-    features = _temporal(latent, int(lstm_filters), "decoder_convlstm")
+    features = _temporal(latent, int(lstm_filters), "decoder_convlstm", fused)
     outputs = _frame_decoder(features, filters, input_shape[-1])
     decoder = keras.Model(latent, outputs, name="decoder")
     return VAE(
