@@ -158,3 +158,22 @@ def test_fused_convlstm_is_causal_in_time():
     before, after = to_numpy(layer(x)), to_numpy(layer(changed))
     np.testing.assert_allclose(before[:, :4], after[:, :4], atol=1e-6)
     assert not np.allclose(before[:, 4:], after[:, 4:])
+
+
+def test_per_frame_equals_time_distributed_and_saves(tmp_path):
+    from vaelib.layers import PerFrame
+
+    x = np.random.default_rng(0).random((3, 4, 8, 8, 2)).astype("float32")
+    conv = keras.layers.Conv2D(5, 3, strides=2, padding="same")
+    expected = to_numpy(keras.layers.TimeDistributed(conv)(x))
+    per_frame = PerFrame(conv)
+    np.testing.assert_allclose(to_numpy(per_frame(x)), expected, atol=1e-6)
+    assert per_frame.compute_output_shape((None, 4, 8, 8, 2)) == (None, 4, 4, 4, 5)
+
+    inputs = keras.Input((4, 8, 8, 2))
+    model = keras.Model(inputs, PerFrame(keras.layers.Dense(3))(inputs))
+    model.save(tmp_path / "per_frame.keras")
+    loaded = keras.saving.load_model(tmp_path / "per_frame.keras", safe_mode=True)
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
+    with pytest.raises(ValueError, match="known number of frames"):
+        PerFrame(keras.layers.Dense(2)).build((None, None, 3))

@@ -170,11 +170,9 @@ def test_bad_clip_shapes():
         framewise_vae(input_shape=(4, 28, 28, 1))
 
 
-def test_fused_and_keras_convlstm_build_the_same_model(clips):
+def test_fast_and_plain_keras_layers_build_the_same_model(clips):
     fused = convlstm_vae(input_shape=SHAPE, lstm_filters=8, seed=0, **SMALL)
-    stock = convlstm_vae(
-        input_shape=SHAPE, lstm_filters=8, seed=0, fused=False, **SMALL
-    )
+    stock = convlstm_vae(input_shape=SHAPE, lstm_filters=8, seed=0, fast=False, **SMALL)
     stock.set_weights(fused.get_weights())
     np.testing.assert_allclose(
         to_numpy(stock.encode(clips[1][:3])[0]),
@@ -188,4 +186,19 @@ def test_fused_and_keras_convlstm_build_the_same_model(clips):
     )
     np.testing.assert_allclose(
         to_numpy(stock.decode(z)), to_numpy(fused.decode(z)), atol=1e-5
+    )
+
+
+def test_fast_and_plain_framewise_models_agree(clips):
+    fast = framewise_vae(input_shape=SHAPE, seed=0, **SMALL)
+    plain = framewise_vae(input_shape=SHAPE, seed=0, fast=False, **SMALL)
+    assert any(
+        isinstance(layer, keras.layers.TimeDistributed)
+        for layer in plain.encoder.layers
+    )
+    plain.set_weights(fast.get_weights())
+    np.testing.assert_allclose(
+        to_numpy(plain.encode(clips[1][:3])[0]),
+        to_numpy(fast.encode(clips[1][:3])[0]),
+        atol=1e-5,
     )

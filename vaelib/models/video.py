@@ -12,7 +12,7 @@ every backend work as for the image models.
 import keras
 import numpy as np
 
-from vaelib.layers import FusedConvLSTM2D, GaussianHead
+from vaelib.layers import FusedConvLSTM2D, GaussianHead, PerFrame
 from vaelib.models.base import VAE
 
 
@@ -33,31 +33,38 @@ def _check_clip_shape(input_shape, filters):
     return input_shape
 
 
-def _frame_encoder(features, filters):
+def _per_frame(layer, fast, name=None):
+    wrapper = PerFrame if fast else keras.layers.TimeDistributed
+    return wrapper(layer, name=name)
+
+
+def _frame_encoder(features, filters, fast):
     # (batch, frames, h, w, c) -> (batch, frames, h / 2**len(filters), ..., filters[-1])
     for f in filters:
-        features = keras.layers.TimeDistributed(
-            keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")
+        features = _per_frame(
+            keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu"),
+            fast,
         )(features)
     return features
 
 
-def _frame_decoder(features, filters, channels):
+def _frame_decoder(features, filters, channels, fast):
     for f in reversed(filters):
-        features = keras.layers.TimeDistributed(
+        features = _per_frame(
             keras.layers.Conv2DTranspose(
                 f, 3, strides=2, padding="same", activation="relu"
-            )
+            ),
+            fast,
         )(features)
-    return keras.layers.TimeDistributed(
-        keras.layers.Conv2D(channels, 3, padding="same"), name="pixel_logits"
+    return _per_frame(
+        keras.layers.Conv2D(channels, 3, padding="same"), fast, name="pixel_logits"
     )(features)
 
 
-def _temporal(features, lstm_filters, name, fused=True):
+def _temporal(features, lstm_filters, name, fast=True):
     if lstm_filters is None:
         return features
-    if fused:
+    if fast:
         return FusedConvLSTM2D(lstm_filters, 3, name=name)(features)
     return keras.layers.ConvLSTM2D(
         lstm_filters, 3, padding="same", return_sequences=True, name=name
@@ -70,33 +77,38 @@ def _latent_shape(input_shape, filters, latent_dim, num_frames=None):
     return (num_frames, input_shape[1] // factor, input_shape[2] // factor, latent_dim)
 
 
-def _video_vae(input_shape, latent_dim, filters, lstm_filters, seed, name, fused=True):
+def _video_vae(input_shape, latent_dim, filters, lstm_filters, seed, name, fast=True):
     input_shape = _check_clip_shape(input_shape, filters)
     inputs = keras.Input(shape=input_shape, name="clip")
-    features = _frame_encoder(inputs, filters)
-    features = _temporal(features, lstm_filters, "encoder_convlstm", fused)
+    features = _frame_encoder(inputs, filters, fast)
+    features = _temporal(features, lstm_filters, "encoder_convlstm", fast)
     z_mean, z_log_var = GaussianHead(latent_dim, name="posterior")(features)
     encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
     latent = keras.Input(
         shape=_latent_shape(input_shape, filters, latent_dim), name="z"
     )
-    features = _temporal(latent, lstm_filters, "decoder_convlstm", fused)
+    features = _temporal(latent, lstm_filters, "decoder_convlstm", fast)
     if lstm_filters is None:
-        features = keras.layers.TimeDistributed(
-            keras.layers.Conv2D(filters[-1], 3, padding="same", activation="relu")
+        features = _per_frame(
+            keras.layers.Conv2D(filters[-1], 3, padding="same", activation="relu"),
+            fast,
         )(features)
-    outputs = _frame_decoder(features, filters, input_shape[-1])
+    outputs = _frame_decoder(features, filters, input_shape[-1], fast)
     decoder = keras.Model(latent, outputs, name="decoder")
     return VAE(encoder, decoder, likelihood="bernoulli", seed=seed, name=name)
 
 
 def framewise_vae(
-    input_shape=(20, 64, 64, 1), latent_dim=8, filters=(16, 32, 64), seed=None
+    input_shape=(20, 64, 64, 1),
+    latent_dim=8,
+    filters=(16, 32, 64),
+    seed=None,
+    fast=True,
 ):
     """Builds a convolutional VAE applied to every frame on its own.
 
-    Each frame goes through the same strided convolutions (`TimeDistributed`),
+    Each frame goes through the same strided convolutions (`PerFrame`),
     gets its own latent map with mean and log-variance, and is decoded by the
     same transposed convolutions. Nothing connects one frame to the next: this
     is the baseline that shows what a video model gains from modelling time.
@@ -107,6 +119,8 @@ def framewise_vae(
         latent_dim: Channels of each frame's latent map.
         filters: Filters of the downsampling convolutions, encoder order.
         seed: Seed of the sampling noise.
+        fast: Apply per-frame layers with `vaelib.layers.PerFrame`; `False`
+            uses `keras.layers.TimeDistributed` (same model, slower).
 
     Returns:
         A `VAE` whose latent shape is `(num_frames, height / 2**len(filters),
@@ -121,7 +135,7 @@ def framewise_vae(
     Introduced in: course/07_framewise_video_vae.ipynb
     """
     return _video_vae(
-        input_shape, latent_dim, tuple(filters), None, seed, "framewise_vae"
+        input_shape, latent_dim, tuple(filters), None, seed, "framewise_vae", fast
     )
 
 
@@ -131,7 +145,7 @@ def convlstm_vae(
     filters=(16, 32, 64),
     lstm_filters=64,
     seed=None,
-    fused=True,
+    fast=True,
 ):
     """Builds a video VAE with ConvLSTM layers over time in encoder and decoder.
 
@@ -149,9 +163,11 @@ def convlstm_vae(
         filters: Filters of the downsampling convolutions, encoder order.
         lstm_filters: Filters (hidden channels) of both ConvLSTM layers.
         seed: Seed of the sampling noise.
-        fused: Use `vaelib.layers.FusedConvLSTM2D` (the input convolution
-            hoisted out of the time loop, one fused convolution per frame).
-            `False` uses `keras.layers.ConvLSTM2D`: the same model and weights,
+        fast: Build with `vaelib.layers.FusedConvLSTM2D` (the input
+            convolution hoisted out of the time loop, one fused convolution
+            per frame) and `vaelib.layers.PerFrame` (frames folded into the
+            batch). `False` builds the same model, with interchangeable
+            weights, from `keras.layers.ConvLSTM2D` and `TimeDistributed`:
             slower (see `benchmarks/video_throughput.py`).
 
     Returns:
@@ -172,7 +188,7 @@ def convlstm_vae(
         int(lstm_filters),
         seed,
         "convlstm_vae",
-        fused,
+        fast,
     )
 
 
@@ -183,7 +199,7 @@ def convlstm_predictor(
     filters=(16, 32, 64),
     lstm_filters=64,
     seed=None,
-    fused=True,
+    fast=True,
 ):
     """Builds a ConvLSTM VAE that reconstructs the first frames and predicts the rest.
 
@@ -200,7 +216,7 @@ def convlstm_predictor(
     Args:
         input_shape: `(num_frames, height, width, channels)`.
         context_frames: Frames the model sees, `0 < context_frames < num_frames`.
-        latent_dim, filters, lstm_filters, seed, fused: as in `convlstm_vae`.
+        latent_dim, filters, lstm_filters, seed, fast: as in `convlstm_vae`.
 
     Returns:
         A `VAE`. Use `predict_frames(model, context)` for predictions.
@@ -228,8 +244,8 @@ def convlstm_predictor(
     context = keras.layers.Cropping3D(
         ((0, future_frames), (0, 0), (0, 0)), name="context"
     )(inputs)
-    features = _frame_encoder(context, filters)
-    features = _temporal(features, int(lstm_filters), "encoder_convlstm", fused)
+    features = _frame_encoder(context, filters, fast)
+    features = _temporal(features, int(lstm_filters), "encoder_convlstm", fast)
     z_mean, z_log_var = GaussianHead(latent_dim, name="posterior")(features)
     # (batch, num_frames, h, w, latent_dim): the prior's 0 and 0 for future frames.
     prior_padding = ((0, future_frames), (0, 0), (0, 0))
@@ -242,8 +258,8 @@ def convlstm_predictor(
     latent = keras.Input(
         shape=_latent_shape(input_shape, filters, latent_dim), name="z"
     )
-    features = _temporal(latent, int(lstm_filters), "decoder_convlstm", fused)
-    outputs = _frame_decoder(features, filters, input_shape[-1])
+    features = _temporal(latent, int(lstm_filters), "decoder_convlstm", fast)
+    outputs = _frame_decoder(features, filters, input_shape[-1], fast)
     decoder = keras.Model(latent, outputs, name="decoder")
     return VAE(
         encoder, decoder, likelihood="bernoulli", seed=seed, name="convlstm_predictor"
