@@ -59,6 +59,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--latent-dim", type=int, default=8)
+    parser.add_argument(
+        "--lstm-filters", type=int, default=None, help="32 at 32x32, else 64"
+    )
     args = parser.parse_args()
 
     scale = args.frame_size / 64
@@ -72,6 +75,7 @@ def main():
     test = MovingDigits(split="test", seed=1, **data).clips(args.test_clips)
     shape = train.shape[1:]
     filters = (16, 32) if args.frame_size <= 32 else (16, 32, 64)
+    lstm = args.lstm_filters or (32 if args.frame_size <= 32 else 64)
     context, future = test[:, :10], test[:, 10:]
 
     rows = [
@@ -87,10 +91,13 @@ def main():
             "framewise_vae",
             lambda: framewise_vae(shape, args.latent_dim, filters, seed=0),
         ),
-        ("convlstm_vae", lambda: convlstm_vae(shape, args.latent_dim, filters, seed=0)),
+        (
+            "convlstm_vae",
+            lambda: convlstm_vae(shape, args.latent_dim, filters, lstm, 0),
+        ),
         (
             "convlstm_predictor 10->10",
-            lambda: convlstm_predictor(shape, 10, args.latent_dim, filters, seed=0),
+            lambda: convlstm_predictor(shape, 10, args.latent_dim, filters, lstm, 0),
         ),
     ]
     for name, build in builders:
