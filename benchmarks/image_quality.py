@@ -28,9 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from vaelib.cli import held_out_metrics  # noqa: E402
 from vaelib.data import binarize, load_digits_images  # noqa: E402
-from vaelib.metrics import bits_per_dim  # noqa: E402
+from vaelib.metrics import bits_per_dim, evaluate_images  # noqa: E402
 from vaelib.models import conv_vae, mlp_vae  # noqa: E402
 
 PUBLISHED_MLP_IWAE_NLL = 89.8
@@ -70,7 +69,7 @@ def main():
         start = time.perf_counter()
         model.fit(train, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
         seconds = time.perf_counter() - start
-        metrics = held_out_metrics(model, test, args.iwae_k)
+        metrics = evaluate_images(model, test, args.iwae_k)
         rows.append(
             (
                 name,

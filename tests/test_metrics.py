@@ -162,3 +162,22 @@ def test_evaluate_video_reports_per_frame_metrics():
     # An untrained decoder predicts about 0.5 everywhere: BCE near 256 log 2 per frame.
     assert 100 < report["mean"]["bce"] < 400
     assert np.all(report["kl"] >= 0)
+    from vaelib.losses import gaussian_kl
+
+    per_clip = keras.ops.convert_to_numpy(gaussian_kl(*model.encode(clips)))
+    assert report["kl"].sum() == pytest.approx(float(per_clip.mean()), rel=1e-5)
+
+
+def test_evaluate_images_reports_the_closed_form_likelihood():
+    from vaelib.metrics import evaluate_images
+
+    model, x, log_px = probabilistic_pca()
+    report = evaluate_images(model, x, iwae_k=20, batch_size=16)
+    assert report["num_images"] == len(x)
+    assert report["negative_elbo"] == pytest.approx(
+        report["reconstruction"] + report["kl"]
+    )
+    assert report["iwae_nll_k20"] == pytest.approx(-log_px.mean(), abs=2e-3)
+    assert report["bits_per_dim"] == pytest.approx(
+        -log_px.mean() / (DATA_DIM * math.log(2)), abs=1e-3
+    )

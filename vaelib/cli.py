@@ -120,36 +120,6 @@ def _load_data(args):
     return train, test
 
 
-def held_out_metrics(model, images, iwae_k, seed=0, batch_size=256):
-    """Mean held-out ELBO terms and IWAE bound, in nats per image, as a dict."""
-    import numpy as np
-    from keras import ops
-
-    from vaelib import losses
-    from vaelib.metrics import bits_per_dim, iwae_log_likelihood
-
-    reconstruction, kl, iwae = [], [], []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]
-        decoder_output, z_mean, z_log_var = model(batch, training=False)
-        reconstruction.append(
-            ops.convert_to_numpy(model.reconstruction_loss(batch, decoder_output))
-        )
-        kl.append(ops.convert_to_numpy(losses.gaussian_kl(z_mean, z_log_var)))
-        iwae.append(iwae_log_likelihood(model, batch, k=iwae_k, seed=seed))
-    reconstruction = float(np.concatenate(reconstruction).mean())
-    kl = float(np.concatenate(kl).mean())
-    iwae_nll = -float(np.concatenate(iwae).mean())
-    return {
-        "negative_elbo": reconstruction + kl,
-        "reconstruction": reconstruction,
-        "kl": kl,
-        f"iwae_nll_k{iwae_k}": iwae_nll,
-        "bits_per_dim": float(bits_per_dim(iwae_nll, model.data_shape)),
-        "num_images": len(images),
-    }
-
-
 def format_metrics(metrics):
     rows = [
         (name, value) for name, value in metrics.items() if isinstance(value, float)
@@ -175,6 +145,7 @@ def _train(args):
 
     import keras
 
+    from vaelib.metrics import evaluate_images
     from vaelib.models import conv_vae, mlp_vae
 
     keras.utils.set_random_seed(args.seed)
@@ -205,7 +176,7 @@ def _train(args):
         return 1
 
     model.save(args.out / "model.keras")
-    metrics = held_out_metrics(model, test.images, args.iwae_k, seed=args.seed)
+    metrics = evaluate_images(model, test.images, args.iwae_k, seed=args.seed)
     print(
         f"data: {train.source} digits, {len(train.images)} train / "
         f"{len(test.images)} test images; trained in {seconds:.1f} s"
@@ -233,6 +204,7 @@ def _evaluate(args):
     import keras
 
     import vaelib.models  # noqa: F401 - registers the classes for loading
+    from vaelib.metrics import evaluate_images
 
     try:
         model = keras.saving.load_model(args.model_path)
@@ -241,9 +213,7 @@ def _evaluate(args):
     _, test = _load_data(args)
     print(f"data: {test.source} digits, {len(test.images)} test images")
     print(
-        format_metrics(
-            held_out_metrics(model, test.images, args.iwae_k, seed=args.seed)
-        )
+        format_metrics(evaluate_images(model, test.images, args.iwae_k, seed=args.seed))
     )
     return 0
 
