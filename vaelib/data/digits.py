@@ -92,7 +92,7 @@ def _load_sklearn(split):
     # 8x8 images with values 0..16. MNIST centres each digit in a 20x20 box
     # inside a 28x28 frame; do the same so both sources look alike.
     images = digits.images.astype("float32") / 16.0
-    images = _upsample(images, 20)
+    images = resize_images(images, 20)
     images = np.pad(images, ((0, 0), (4, 4), (4, 4)))[..., None]
     train_x, test_x, train_y, test_y = train_test_split(
         images,
@@ -104,12 +104,20 @@ def _load_sklearn(split):
     return (train_x, train_y) if split == "train" else (test_x, test_y)
 
 
-def _upsample(images, size):
-    """Bicubic resize of `(n, h, w)` images in [0, 1] to `(n, size, size)`."""
+def resize_images(images, size, resample="bicubic"):
+    """Resizes `(n, h, w)` images in [0, 1] to `(n, size, size)`, clipped to [0, 1].
+
+    `resample` is `"bicubic"` or `"bilinear"` (Pillow's filters); images that
+    already have the size are returned as they are.
+    """
     from PIL import Image
 
+    images = np.asarray(images, dtype="float32")
+    if images.shape[1:] == (size, size):
+        return images
+    method = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[resample]
     resized = [
-        np.asarray(Image.fromarray(image, mode="F").resize((size, size), Image.BICUBIC))
+        np.asarray(Image.fromarray(image, mode="F").resize((size, size), method))
         for image in images
     ]
     return np.clip(np.stack(resized), 0.0, 1.0).astype("float32")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vaelib.data.digits import load_digits_images
+from vaelib.data.digits import load_digits_images, resize_images
 
 SPLITS = ("train", "test")
 
@@ -37,20 +37,6 @@ def _as_digit_images(digits, name="digits"):
             f"Received: min={images.min():.4g}, max={images.max():.4g}"
         )
     return images
-
-
-def _resize(images, size):
-    from PIL import Image
-
-    if images.shape[1:] == (size, size):
-        return images
-    resized = [
-        np.asarray(
-            Image.fromarray(image, mode="F").resize((size, size), Image.BILINEAR)
-        )
-        for image in images
-    ]
-    return np.clip(np.stack(resized), 0.0, 1.0)
 
 
 class MovingDigits:
@@ -146,7 +132,9 @@ class MovingDigits:
             )
         else:
             self.digit_source = "given"
-        self.digits = _resize(_as_digit_images(digits), self.digit_size)
+        self.digits = resize_images(
+            _as_digit_images(digits), self.digit_size, resample="bilinear"
+        )
         self.labels = None if labels is None else np.asarray(labels)
         if self.labels is not None and len(self.labels) != len(self.digits):
             raise ValueError(

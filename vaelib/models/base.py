@@ -177,7 +177,7 @@ class VAE(keras.Model):
         return x.astype("float32", copy=False)
 
     def _check_fit_data(self, x):
-        if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        if hasattr(x, "__array__"):
             self._check_input(x)
 
     def fit(self, x=None, y=None, *args, **kwargs):
