@@ -25,10 +25,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from vaelib.data import MovingDigits  # noqa: E402
-from vaelib.metrics import evaluate_video, psnr, ssim  # noqa: E402
+from vaelib.metrics import evaluate_prediction, evaluate_video  # noqa: E402
 from vaelib.models import (  # noqa: E402
     convlstm_predictor,
     convlstm_vae,
@@ -36,19 +35,6 @@ from vaelib.models import (  # noqa: E402
     framewise_vae,
     predict_frames,
 )
-
-
-def prediction_metrics(target, probabilities):
-    p = np.clip(probabilities, 1e-6, 1 - 1e-6)
-    bce = -(target * np.log(p) + (1 - target) * np.log1p(-p)).sum(axis=(2, 3, 4))
-    return {
-        "bce": float(bce.mean()),
-        "psnr": float(psnr(target, probabilities).mean()),
-        "ssim": float(ssim(target, probabilities).mean()),
-        "mse_per_frame": float(
-            np.square(target - probabilities).sum(axis=(2, 3, 4)).mean()
-        ),
-    }
 
 
 def main():
@@ -82,7 +68,7 @@ def main():
         (
             "copy last frame",
             None,
-            prediction_metrics(future, copy_last_frame(context, 10)),
+            evaluate_prediction(future, copy_last_frame(context, 10)),
             0,
         )
     ]
@@ -111,7 +97,7 @@ def main():
         prediction = None
         frames = slice(None)
         if "predictor" in name:
-            prediction = prediction_metrics(future, predict_frames(model, context))
+            prediction = evaluate_prediction(future, predict_frames(model, context))
             frames = slice(0, 10)  # it reconstructs only what it sees
         report = {k: float(v[frames].mean()) for k, v in report.items() if k != "mean"}
         rows.append((name, report, prediction, seconds))

@@ -244,6 +244,36 @@ def evaluate_video(model, clips, batch_size=16):
     return report
 
 
+def evaluate_prediction(target, probabilities):
+    """How close predicted frames are to the true ones, as a dict of floats.
+
+    Args:
+        target: True future frames `(n, frames, height, width, 1)` in [0, 1].
+        probabilities: Predicted frames of the same shape, in [0, 1] (the
+            decoder's mean, or a baseline such as `copy_last_frame`).
+
+    Returns:
+        `bce` (Bernoulli NLL per frame, nats; probabilities clipped to
+        [1e-6, 1 - 1e-6] so a hard 0/1 baseline stays finite), `psnr` (dB),
+        `ssim`, and `mse_per_frame`: squared error summed over a frame's pixels
+        and averaged over frames, as the video-prediction literature reports it.
+
+    Introduced in: course/09_video_applications.ipynb
+    """
+    target, probabilities = _check_pair(target, probabilities)
+    p = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    bce = -(target * np.log(p) + (1 - target) * np.log1p(-p))
+    pixel_axes = tuple(range(2, target.ndim))
+    return {
+        "bce": float(bce.sum(axis=pixel_axes).mean()),
+        "psnr": float(psnr(target, probabilities).mean()),
+        "ssim": float(ssim(target, probabilities).mean()),
+        "mse_per_frame": float(
+            np.square(target - probabilities).sum(axis=pixel_axes).mean()
+        ),
+    }
+
+
 def evaluate_images(model, images, iwae_k=100, seed=0, batch_size=256):
     """Held-out quality of an image VAE, in nats per image, as a dict of floats.
 

@@ -32,13 +32,11 @@ def _clip_list(clips):
     return [clips]
 
 
-def image_grid(images, columns=10, titles=None, ax=None, cell_size=0.9):
-    """Shows `images` `(n, h, w[, 1])` as one grid image, `columns` per row.
+def tile_images(images, columns=10):
+    """Packs `images` `(n, h, w[, 1])` into one array, `columns` per row.
 
-    Returns:
-        The matplotlib figure.
-
-    Introduced in: course/00_setup_and_data.ipynb
+    One-pixel white gaps separate the images. Used by `image_grid` and by the
+    TensorBoard sample logger in `vaelib.training`.
     """
     images = _frames(images, "images")
     if images.ndim != 3:
@@ -48,13 +46,27 @@ def image_grid(images, columns=10, titles=None, ax=None, cell_size=0.9):
     n, height, width = images.shape
     columns = min(columns, n)
     rows = -(-n // columns)
-    canvas = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1))
+    canvas = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1), "float32")
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         canvas[
             r * (height + 1) : r * (height + 1) + height,
             c * (width + 1) : c * (width + 1) + width,
         ] = image
+    return canvas
+
+
+def image_grid(images, columns=10, titles=None, ax=None, cell_size=0.9):
+    """Shows `images` `(n, h, w[, 1])` as one grid image, `columns` per row.
+
+    Returns:
+        The matplotlib figure.
+
+    Introduced in: course/00_setup_and_data.ipynb
+    """
+    canvas = tile_images(images, columns)
+    columns = min(columns, len(images))
+    rows = -(-len(images) // columns)
     if ax is None:
         _, ax = plt.subplots(figsize=(columns * cell_size, rows * cell_size))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")

@@ -1,0 +1,585 @@
+"""Training at scale: distribution strategies, mixed precision, callbacks, `fit_vae`.
+
+Everything here wraps an existing engine rather than replacing it: TensorFlow's
+`tf.distribute` strategies (one device, `MirroredStrategy` over several GPUs,
+`MultiWorkerMirroredStrategy` over several machines), Keras'
+`keras.distribution.DataParallel` on JAX, Keras' dtype policies for mixed
+precision, and Keras' own callbacks (`BackupAndRestore`, `ModelCheckpoint`,
+`TerminateOnNaN`, `CSVLogger`, `TensorBoard`). What vaelib adds is the wiring
+and three small callbacks: `KLAnnealing`, `SampleLogger` and `Throughput`.
+
+    >>> from vaelib.models import mlp_vae
+    >>> from vaelib.training import fit_vae
+    >>> x = load_digits_images("train").images
+    >>> result = fit_vae(lambda: mlp_vae(latent_dim=8), x, epochs=5, out_dir="runs/a")
+    >>> result.model.elbo(x[:4])
+
+Introduced in: course/10_training_at_scale.ipynb
+"""
+
+import contextlib
+import csv
+import json
+import os
+import pathlib
+import sys
+import time
+from typing import NamedTuple
+
+import keras
+import numpy as np
+
+STRATEGIES = ("auto", "none", "one-device", "mirrored", "multiworker")
+PRECISIONS = ("off", "auto", "float16", "bfloat16")
+
+
+def _tf_config():
+    try:
+        return json.loads(os.environ.get("TF_CONFIG", "") or "{}")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+
+
+def num_workers():
+    """Workers named in `TF_CONFIG` (1 when it is unset)."""
+    return max(1, len(_tf_config().get("cluster", {}).get("worker", [])))
+
+
+def is_chief():
+    """True on the worker that writes files: worker 0, or the only process."""
+    task = _tf_config().get("task", {})
+    return task.get("type", "worker") in ("worker", "chief") and (
+        task.get("type") == "chief" or int(task.get("index", 0)) == 0
+    )
+
+
+def get_strategy(kind="auto", verbose=True):
+    """The distribution engine to build and train models under.
+
+    On TensorFlow this returns a `tf.distribute.Strategy`; on JAX a
+    `keras.distribution.DataParallel` over all local devices, or `None` when
+    there is only one. `auto` picks, in order: several workers when `TF_CONFIG`
+    names more than one, `MirroredStrategy` when there are several GPUs, one
+    GPU, or the default (CPU) strategy.
+
+    Args:
+        kind: `"auto"`, `"none"` (the default strategy), `"one-device"`,
+            `"mirrored"` or `"multiworker"`.
+        verbose: Print which strategy was chosen and over which devices.
+
+    Returns:
+        The strategy (or distribution); pass it to `distribution_scope`.
+    """
+    if kind not in STRATEGIES:
+        raise ValueError(f"Expected `kind` in {STRATEGIES}. Received: {kind!r}")
+    backend = keras.backend.backend()
+    if backend == "jax":
+        strategy, description = _jax_distribution(kind)
+    elif backend == "tensorflow":
+        strategy, description = _tf_strategy(kind)
+    else:
+        if kind not in ("auto", "none"):
+            raise ValueError(
+                f"Distribution {kind!r} needs the TensorFlow or JAX backend. "
+                f"Received backend: {backend}"
+            )
+        strategy, description = None, f"{backend}: one device, no distribution"
+    if verbose:
+        print(f"distribution: {description}")
+    return strategy
+
+
+def _tf_strategy(kind):
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "auto":
+        if num_workers() > 1:
+            kind = "multiworker"
+        elif len(gpus) > 1:
+            kind = "mirrored"
+        elif gpus:
+            kind = "one-device"
+        else:
+            kind = "none"
+    if kind == "multiworker":
+        if num_workers() < 2:
+            raise ValueError(
+                "A multi-worker strategy needs TF_CONFIG naming at least two "
+                "workers, e.g. {'cluster': {'worker': ['host1:port', 'host2:port']}, "
+                "'task': {'type': 'worker', 'index': 0}}"
+            )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        task = _tf_config().get("task", {})
+        return strategy, (
+            f"MultiWorkerMirroredStrategy, {num_workers()} workers "
+            f"(this is {task.get('type', 'worker')} {task.get('index', 0)}), "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
+    if kind == "mirrored":
+        devices = [d.name for d in gpus] or [
+            d.name for d in tf.config.list_logical_devices("CPU")
+        ]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return strategy, f"MirroredStrategy over {', '.join(devices)}"
+    if kind == "one-device":
+        device = gpus[0].name if gpus else "/cpu:0"
+        return tf.distribute.OneDeviceStrategy(device), f"OneDeviceStrategy({device})"
+    return tf.distribute.get_strategy(), (
+        f"default strategy (no distribution) on {'GPU' if gpus else 'CPU'}"
+    )
+
+
+def _jax_distribution(kind):
+    devices = keras.distribution.list_devices()
+    if kind == "multiworker":
+        raise ValueError(
+            "On JAX, several machines are joined with "
+            "keras.distribution.initialize() before any model is built; then use "
+            "kind='mirrored' (DataParallel over every process's devices)."
+        )
+    if kind in ("auto", "mirrored") and (len(devices) > 1 or kind == "mirrored"):
+        return keras.distribution.DataParallel(devices=devices), (
+            f"keras.distribution.DataParallel over {len(devices)} devices "
+            f"({devices[0]} ...)"
+        )
+    return None, f"jax: one device ({devices[0]}), no distribution"
+
+
+def distribution_scope(strategy):
+    """A context manager: build and compile models inside it.
+
+    Accepts what `get_strategy` returns (a `tf.distribute.Strategy`, a
+    `keras.distribution.Distribution`, or `None` for no distribution).
+    """
+    if strategy is None:
+        return contextlib.nullcontext()
+    return strategy.scope()
+
+
+def set_mixed_precision(mode="off"):
+    """Sets Keras' global dtype policy and returns its name.
+
+    `"float16"` and `"bfloat16"` compute layers in half precision with float32
+    weights (`mixed_float16` gets dynamic loss scaling from `compile`); `"auto"`
+    chooses `mixed_float16` on a GPU, `mixed_bfloat16` on a TPU and stays in
+    float32 on a CPU, where half precision is slower. `VAE.compute_loss`
+    always returns float32.
+    """
+    if mode not in PRECISIONS:
+        raise ValueError(f"Expected `mode` in {PRECISIONS}. Received: {mode!r}")
+    if mode == "auto":
+        kinds = {
+            str(d).split(":")[0].lower() for d in keras.distribution.list_devices()
+        }
+        if "gpu" in kinds or "cuda" in kinds:
+            mode = "float16"
+        elif "tpu" in kinds:
+            mode = "bfloat16"
+        else:
+            mode = "off"
+    policy = {
+        "off": "float32",
+        "float16": "mixed_float16",
+        "bfloat16": "mixed_bfloat16",
+    }
+    keras.config.set_dtype_policy(policy[mode])
+    return policy[mode]
+
+
+class KLAnnealing(keras.callbacks.Callback):
+    """Sets the VAE's `beta` at the start of each epoch from a schedule.
+
+    `"linear"` (Bowman et al., 2016) rises from 0 to `beta_max` over
+    `warmup_epochs`, then stays there. `"cyclical"` (Fu et al., 2019) repeats
+    that rise `cycles` times over `epochs`: each cycle spends `ratio` of its
+    length rising and the rest at `beta_max`. The schedule depends only on the
+    epoch number, so a resumed run continues it where it stopped.
+
+    Args:
+        schedule: `"linear"` or `"cyclical"`.
+        epochs: Total epochs of the run (for `"cyclical"`).
+        warmup_epochs: Epochs to reach `beta_max` (for `"linear"`).
+        cycles: Number of cycles (for `"cyclical"`).
+        ratio: Rising share of each cycle (for `"cyclical"`).
+        beta_max: The final weight of the KL term.
+
+    Introduced in: course/03_elbo_in_depth.ipynb
+    """
+
+    def __init__(
+        self,
+        schedule="linear",
+        epochs=None,
+        warmup_epochs=10,
+        cycles=4,
+        ratio=0.5,
+        beta_max=1.0,
+    ):
+        super().__init__()
+        if schedule not in ("linear", "cyclical"):
+            raise ValueError(
+                f"Expected schedule 'linear' or 'cyclical'. Received: {schedule!r}"
+            )
+        if schedule == "cyclical" and not epochs:
+            raise ValueError("A cyclical schedule needs `epochs`, the run's length.")
+        self.schedule = schedule
+        self.epochs = epochs
+        self.warmup_epochs = warmup_epochs
+        self.cycles = cycles
+        self.ratio = ratio
+        self.beta_max = beta_max
+
+    def beta_at(self, epoch):
+        """The weight of the KL term during `epoch` (counted from 0)."""
+        if self.schedule == "linear":
+            progress = (epoch + 1) / max(self.warmup_epochs, 1)
+        else:
+            period = self.epochs / self.cycles
+            progress = ((epoch % period) + 1) / (period * self.ratio)
+        return self.beta_max * min(1.0, progress)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.beta.assign(self.beta_at(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["beta"] = float(self.beta_at(epoch))
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds `examples_per_second` (and `frames_per_second`) to each epoch's logs.
+
+    Timed from the end of an epoch's first batch to the end of its last one,
+    so compilation and validation are left out.
+
+    Args:
+        batch_size: Examples per batch.
+        frames_per_example: Frames in one example (1 for images).
+    """
+
+    def __init__(self, batch_size, frames_per_example=1):
+        super().__init__()
+        self.batch_size = batch_size
+        self.frames_per_example = frames_per_example
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._first = self._last = None
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = now
+        else:
+            self._batches += 1
+        self._last = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not self._batches:
+            return
+        rate = self._batches * self.batch_size / (self._last - self._first)
+        logs["examples_per_second"] = rate
+        if self.frames_per_example > 1:
+            logs["frames_per_second"] = rate * self.frames_per_example
+
+
+class SampleLogger(keras.callbacks.Callback):
+    """Writes reconstructions and prior samples to TensorBoard every few epochs.
+
+    Images are logged as a grid (inputs above their reconstructions, then
+    samples); clips as frame strips, one clip per row. Uses `tf.summary`, so it
+    needs TensorFlow installed (any Keras backend).
+
+    Args:
+        log_dir: TensorBoard directory (a `samples` run is written inside).
+        inputs: A few held-out examples to reconstruct, `(n, ...)`.
+        every: Log every `every` epochs (and after the last).
+        num_samples: Prior samples per log.
+        seed: Seed for the prior samples (the same noise every time, so the
+            images show the model changing, not the noise).
+    """
+
+    def __init__(self, log_dir, inputs, every=5, num_samples=8, seed=0):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.inputs = np.asarray(inputs, "float32")
+        self.every = every
+        self.num_samples = num_samples
+        self.seed = seed
+        self._writer = None
+
+    def images(self):
+        """The pictures to log, as `{name: (1, height, width, 1) float32}`."""
+        from vaelib.viz import tile_images
+
+        reconstructions = np.asarray(self.model.reconstruct(self.inputs))
+        samples = np.asarray(self.model.sample(self.num_samples, seed=self.seed))
+        if self.inputs.ndim == 5:
+            # (n, frames, h, w, 1): one row of frames per clip
+            columns = self.inputs.shape[1]
+            pairs = np.stack([self.inputs, reconstructions], axis=1)
+            flat = {"reconstructions": pairs.reshape(-1, *self.inputs.shape[2:])}
+            flat["samples"] = samples.reshape(-1, *samples.shape[2:])
+        else:
+            columns = len(self.inputs)
+            flat = {
+                "reconstructions": np.concatenate([self.inputs, reconstructions]),
+                "samples": samples,
+            }
+        return {
+            name: tile_images(images, columns)[None, :, :, None]
+            for name, images in flat.items()
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params.get("epochs", 0) - 1
+        if (epoch + 1) % self.every and epoch != last:
+            return
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.log_dir, "samples")
+            )
+        with self._writer.as_default():
+            for name, image in self.images().items():
+                tf.summary.image(name, image, step=epoch)
+        self._writer.flush()
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; training was stopped."""
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' `TerminateOnNaN` that raises `TrainingDiverged` naming the epoch.
+
+    Raising (rather than setting `stop_training`) skips the other callbacks'
+    `on_train_end`, so `BackupAndRestore` keeps the last good epoch on disk.
+    """
+
+    def __init__(self, backup_dir=None):
+        super().__init__(raise_error=True)
+        self.backup_dir = backup_dir
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError:
+            loss = float(np.asarray(logs["loss"]))
+            hint = (
+                f" The last good epoch is backed up in {self.backup_dir}."
+                if self.backup_dir
+                else ""
+            )
+            raise TrainingDiverged(
+                f"Training stopped: the loss became {loss} at epoch "
+                f"{self._epoch + 1}, batch {batch + 1}. Check the data for NaN or "
+                f"values outside [0, 1], or lower the learning rate.{hint}"
+            ) from None
+
+
+class FitResult(NamedTuple):
+    """What `fit_vae` returns."""
+
+    model: keras.Model
+    history: dict
+    initial_epoch: int
+    seconds: float
+
+
+def _trim_log(path, first_epoch_to_redo):
+    """Drops rows of a CSV log at or after the epoch a resumed run restarts from."""
+    if not path.exists():
+        return
+    with path.open(newline="") as file:
+        rows = list(csv.reader(file))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < first_epoch_to_redo]
+    with path.open("w", newline="") as file:
+        csv.writer(file).writerows(kept)
+
+
+def backup_epoch(out_dir):
+    """Epochs completed by an interrupted run in `out_dir` (None if none)."""
+    metadata = pathlib.Path(out_dir) / "backup" / "training_metadata.json"
+    if not metadata.exists():
+        return None
+    return int(json.loads(metadata.read_text())["epoch"])
+
+
+def _num_examples(data):
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def fit_vae(
+    build,
+    train_data,
+    validation_data=None,
+    epochs=10,
+    batch_size=64,
+    learning_rate=1e-3,
+    out_dir=None,
+    strategy=None,
+    kl_anneal=None,
+    jit_compile=False,
+    resume=False,
+    sample_every=5,
+    tensorboard=True,
+    callbacks=(),
+    verbose="auto",
+):
+    """Builds, compiles and trains a VAE with checkpoints, logs and safety nets.
+
+    With `out_dir`, it writes:
+    - `backup/`: Keras' `BackupAndRestore` state after every epoch; a run
+      killed at any point continues from the last finished epoch with
+      `resume=True` (removed once training finishes);
+    - `best.weights.h5`: `ModelCheckpoint` of the lowest validation loss (or
+      training loss without validation data);
+    - `history.csv`: `CSVLogger`, one row per epoch (including `beta` and the
+      throughput), kept consistent across resumes;
+    - `logs/`: TensorBoard scalars, and `SampleLogger` pictures every
+      `sample_every` epochs, when TensorFlow is installed.
+
+    `TerminateOnNaN` stops training at the first NaN or infinite loss, and
+    `fit_vae` then raises `TrainingDiverged`.
+
+    Args:
+        build: A function that returns an uncompiled `VAE`; it is called inside
+            `distribution_scope(strategy)`. An already built `VAE` is accepted
+            when there is no distribution.
+        train_data: Array `(n, ...)` in [0, 1], or a `tf.data.Dataset` of batches.
+        validation_data: The same kinds, or None.
+        epochs: Total epochs, counting those of a resumed run.
+        batch_size: For arrays (per step, over all replicas).
+        learning_rate: Adam's learning rate.
+        out_dir: Where checkpoints and logs go; None keeps nothing on disk.
+        strategy: From `get_strategy`, or None for no distribution.
+        kl_anneal: A `KLAnnealing` callback, `"linear"`, `"cyclical"` or None.
+        jit_compile: XLA-compile the train step (`"auto"`, True or False).
+        resume: Continue an interrupted run in `out_dir`; without it, an
+            interrupted run there is an error (so none is overwritten).
+        sample_every: Epochs between TensorBoard sample pictures (0: never).
+        tensorboard: Write TensorBoard logs (needs TensorFlow).
+        callbacks: More Keras callbacks.
+        verbose: As in `fit`; `"auto"` is a progress bar on a terminal and one
+            line per epoch otherwise (stored notebook outputs stay short).
+
+    Returns:
+        A `FitResult(model, history, initial_epoch, seconds)`.
+
+    Introduced in: course/10_training_at_scale.ipynb
+    """
+    out_dir = pathlib.Path(out_dir) if out_dir is not None else None
+    first_epoch = 0
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        done = backup_epoch(out_dir)
+        if done is not None and not resume:
+            raise ValueError(
+                f"{out_dir} holds a run interrupted after epoch {done}: pass "
+                "resume=True (--resume) to continue it, or choose another out_dir."
+            )
+        first_epoch = done or 0
+        _trim_log(out_dir / "history.csv", first_epoch)
+
+    with distribution_scope(strategy):
+        if isinstance(build, keras.Model):
+            if strategy is not None:
+                raise ValueError(
+                    "Under a distribution strategy the model must be built inside "
+                    "its scope: pass a function that returns the model, not the model."
+                )
+            model = build
+        else:
+            model = build()
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit_compile
+        )
+        sample_inputs = _first_examples(
+            train_data if validation_data is None else validation_data, 8
+        )
+        model.build(sample_inputs.shape)
+
+    callbacks = list(callbacks)
+    if kl_anneal is not None:
+        if not isinstance(kl_anneal, KLAnnealing):
+            kl_anneal = KLAnnealing(
+                kl_anneal,
+                epochs=epochs,
+                warmup_epochs=max(1, epochs // 3),
+                beta_max=float(keras.ops.convert_to_numpy(model.beta)),
+            )
+        callbacks.append(kl_anneal)
+    frames = sample_inputs.shape[1] if sample_inputs.ndim == 5 else 1
+    callbacks.append(Throughput(batch_size, frames))
+    callbacks.append(StopOnNaN(out_dir / "backup" if out_dir is not None else None))
+    if out_dir is not None:
+        monitor = "val_loss" if validation_data is not None else "loss"
+        callbacks += [
+            keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+            keras.callbacks.BackupAndRestore(
+                str(out_dir / "backup"), double_checkpoint=True
+            ),
+            keras.callbacks.ModelCheckpoint(
+                str(out_dir / "best.weights.h5"),
+                monitor=monitor,
+                save_best_only=True,
+                save_weights_only=True,
+            ),
+        ]
+        if tensorboard and _has_tensorboard():
+            callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "logs")))
+            if sample_every:
+                callbacks.append(
+                    SampleLogger(out_dir / "logs", sample_inputs, every=sample_every)
+                )
+    if verbose == "auto":
+        verbose = 1 if _on_terminal() else 2
+    if first_epoch and verbose:
+        print(f"resuming from epoch {first_epoch} of {epochs} (backup in {out_dir})")
+
+    start = time.perf_counter()
+    fit_kwargs = {}
+    if _num_examples(train_data) is not None:
+        fit_kwargs = {"batch_size": batch_size, "shuffle": True}
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        **fit_kwargs,
+    )
+    return FitResult(model, history.history, first_epoch, time.perf_counter() - start)
+
+
+def _first_examples(data, n):
+    if hasattr(data, "take") and not isinstance(data, np.ndarray):
+        batch = next(iter(data.take(1)))
+        batch = batch[0] if isinstance(batch, tuple) else batch
+        return np.asarray(batch)[:n]
+    return np.asarray(data[:n], "float32")
+
+
+def _has_tensorboard():
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _on_terminal():
+    return sys.stdout.isatty()
