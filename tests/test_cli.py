@@ -18,8 +18,13 @@ from vaelib.cli import main
         ),
         (["train", "--model", "resnet", "--out", "x"], "invalid choice: 'resnet'"),
         (["train", "--beta", "-1", "--out", "x"], "--beta: expected a number >= 0"),
-        (["train", "--epochs", "3"], "--out"),
         (["fly"], "invalid choice: 'fly'"),
+        (["train", "--model", "convlstm", "--data", "digits"], "needs --data moving-"),
+        (["train", "--model", "mlp", "--data", "moving-digits"], "needs --data digits"),
+        (["train", "--distribute", "tpu-pod"], "invalid choice: 'tpu-pod'"),
+        (["train", "--mixed-precision", "fp8"], "invalid choice: 'fp8'"),
+        (["train", "--kl-anneal", "sometimes"], "invalid choice: 'sometimes'"),
+        (["generate", "--model-path", "m.keras"], "--out"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason):
@@ -95,3 +100,55 @@ def test_train_writes_a_loadable_model_and_held_out_metrics(tmp_path, capsys):
         == 0
     )
     assert "negative_elbo" in capsys.readouterr().out
+
+
+def test_mnist_without_mnist_says_to_use_digits(capsys):
+    from vaelib.data import load_digits_images
+
+    if load_digits_images("test", source="auto", download=False).source != "sklearn":
+        pytest.skip("MNIST is available on this machine")
+    assert main(["train", "--data", "mnist", "--epochs", "1", "--out", "x"]) == 2
+    assert "use --data digits" in capsys.readouterr().err
+
+
+def test_video_models_train_evaluate_and_generate(tmp_path, capsys):
+    video = [
+        "--data", "moving-digits", "--frame-size", "16", "--num-frames", "4",
+        "--test-clips", "8",
+    ]  # fmt: skip
+    out = tmp_path / "predictor"
+    argv = ["train", "--model", "predictor", *video, "--clips", "32", "--epochs", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "prediction of frames 3-4 from frames 1-2" in printed
+    assert "copy last frame" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "predictor" and metrics["train_frames_per_second"] > 0
+    assert 0 < metrics["reconstruction_ssim"] <= 1
+    assert metrics["prediction_psnr"] > 0 and metrics["copy_last_frame_psnr"] > 0
+
+    model_path = str(out / "model.keras")
+    assert main(["evaluate", "--model-path", model_path, *video]) == 0
+    report = capsys.readouterr().out
+    assert "frame" in report and "PSNR dB" in report and "mean" in report
+    assert main(["evaluate", "--model-path", model_path, "--data", "digits"]) == 2
+    assert "is a video model" in capsys.readouterr().err
+
+    gif, png = tmp_path / "samples.gif", tmp_path / "samples.png"
+    assert (
+        main(["generate", "--model-path", model_path, "--num", "3", "--out", str(gif)])
+        == 0
+    )
+    assert (
+        main(["generate", "--model-path", model_path, "--num", "3", "--out", str(png)])
+        == 0
+    )
+    from PIL import Image
+
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 4
+    with Image.open(png) as still:
+        assert still.width > still.height  # one row of 4 frames per sample
+    bad = tmp_path / "samples.jpg"
+    assert main(["generate", "--model-path", model_path, "--out", str(bad)]) == 2
+    assert "--out must name a .png or .gif" in capsys.readouterr().err

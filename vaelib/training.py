@@ -92,30 +92,19 @@ def get_strategy(kind="auto", verbose=True):
 def _tf_strategy(kind):
     import tensorflow as tf
 
+    if kind == "auto" and num_workers() > 1:
+        kind = "multiworker"
+    if kind == "multiworker":
+        # Collective ops must be configured before TensorFlow lists devices.
+        return _tf_multiworker(tf)
     gpus = tf.config.list_logical_devices("GPU")
     if kind == "auto":
-        if num_workers() > 1:
-            kind = "multiworker"
-        elif len(gpus) > 1:
+        if len(gpus) > 1:
             kind = "mirrored"
         elif gpus:
             kind = "one-device"
         else:
             kind = "none"
-    if kind == "multiworker":
-        if num_workers() < 2:
-            raise ValueError(
-                "A multi-worker strategy needs TF_CONFIG naming at least two "
-                "workers, e.g. {'cluster': {'worker': ['host1:port', 'host2:port']}, "
-                "'task': {'type': 'worker', 'index': 0}}"
-            )
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        task = _tf_config().get("task", {})
-        return strategy, (
-            f"MultiWorkerMirroredStrategy, {num_workers()} workers "
-            f"(this is {task.get('type', 'worker')} {task.get('index', 0)}), "
-            f"{strategy.num_replicas_in_sync} replicas"
-        )
     if kind == "mirrored":
         devices = [d.name for d in gpus] or [
             d.name for d in tf.config.list_logical_devices("CPU")
@@ -127,6 +116,22 @@ def _tf_strategy(kind):
         return tf.distribute.OneDeviceStrategy(device), f"OneDeviceStrategy({device})"
     return tf.distribute.get_strategy(), (
         f"default strategy (no distribution) on {'GPU' if gpus else 'CPU'}"
+    )
+
+
+def _tf_multiworker(tf):
+    if num_workers() < 2:
+        raise ValueError(
+            "A multi-worker strategy needs TF_CONFIG naming at least two "
+            "workers, e.g. {'cluster': {'worker': ['host1:port', 'host2:port']}, "
+            "'task': {'type': 'worker', 'index': 0}}"
+        )
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    task = _tf_config().get("task", {})
+    return strategy, (
+        f"MultiWorkerMirroredStrategy, {num_workers()} workers "
+        f"(this is {task.get('type', 'worker')} {task.get('index', 0)}), "
+        f"{strategy.num_replicas_in_sync} replicas"
     )
 
 
@@ -316,20 +321,25 @@ class SampleLogger(keras.callbacks.Callback):
         reconstructions = np.asarray(self.model.reconstruct(self.inputs))
         samples = np.asarray(self.model.sample(self.num_samples, seed=self.seed))
         if self.inputs.ndim == 5:
-            # (n, frames, h, w, 1): one row of frames per clip
-            columns = self.inputs.shape[1]
+            # (n, frames, h, w, 1): one row of frames per clip, each input
+            # clip above its reconstruction
+            frames = self.inputs.shape[2:]
             pairs = np.stack([self.inputs, reconstructions], axis=1)
-            flat = {"reconstructions": pairs.reshape(-1, *self.inputs.shape[2:])}
-            flat["samples"] = samples.reshape(-1, *samples.shape[2:])
+            rows = {
+                "reconstructions": (pairs.reshape(-1, *frames), self.inputs.shape[1]),
+                "samples": (samples.reshape(-1, *frames), samples.shape[1]),
+            }
         else:
-            columns = len(self.inputs)
-            flat = {
-                "reconstructions": np.concatenate([self.inputs, reconstructions]),
-                "samples": samples,
+            rows = {
+                "reconstructions": (
+                    np.concatenate([self.inputs, reconstructions]),
+                    len(self.inputs),
+                ),
+                "samples": (samples, len(samples)),
             }
         return {
             name: tile_images(images, columns)[None, :, :, None]
-            for name, images in flat.items()
+            for name, (images, columns) in rows.items()
         }
 
     def on_epoch_end(self, epoch, logs=None):
@@ -412,13 +422,6 @@ def backup_epoch(out_dir):
     if not metadata.exists():
         return None
     return int(json.loads(metadata.read_text())["epoch"])
-
-
-def _num_examples(data):
-    try:
-        return len(data)
-    except TypeError:
-        return None
 
 
 def fit_vae(
@@ -506,6 +509,8 @@ def fit_vae(
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit_compile
         )
+        if num_workers() > 1 and keras.backend.backend() == "tensorflow":
+            _vector_logs(model)
         sample_inputs = _first_examples(
             train_data if validation_data is None else validation_data, 8
         )
@@ -550,8 +555,8 @@ def fit_vae(
         print(f"resuming from epoch {first_epoch} of {epochs} (backup in {out_dir})")
 
     start = time.perf_counter()
-    fit_kwargs = {}
-    if _num_examples(train_data) is not None:
+    fit_kwargs = {"shuffle": False}  # a tf.data pipeline shuffles itself
+    if isinstance(train_data, np.ndarray):
         fit_kwargs = {"batch_size": batch_size, "shuffle": True}
     history = model.fit(
         train_data,
@@ -562,6 +567,23 @@ def fit_vae(
         **fit_kwargs,
     )
     return FitResult(model, history.history, first_epoch, time.perf_counter() - start)
+
+
+def _vector_logs(model):
+    """Works around Keras 3 failing on scalar logs under several workers.
+
+    `fit` reduces each replica's logs with `strategy.reduce("MEAN", v, axis=0)`,
+    which raises "Invalid reduction dimension 0 for input with 0 dimensions"
+    for scalars under `MultiWorkerMirroredStrategy` (tensorflow/tensorflow#72388).
+    Giving each value shape (1,) makes that reduction the mean over workers.
+    """
+    compute_metrics = model.compute_metrics
+
+    def compute_vector_metrics(*args, **kwargs):
+        logs = compute_metrics(*args, **kwargs)
+        return {name: keras.ops.reshape(value, (1,)) for name, value in logs.items()}
+
+    model.compute_metrics = compute_vector_metrics
 
 
 def _first_examples(data, n):

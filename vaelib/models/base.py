@@ -144,7 +144,7 @@ class VAE(keras.Model):
         self.kl_tracker.update_state(kl, sample_weight=sample_weight)
         for extra_loss in self.losses:
             loss = loss + ops.cast(ops.sum(extra_loss), "float32")
-        return loss
+        return _scale_for_replicas(loss)
 
     def compute_output_shape(self, input_shape):
         latent = (input_shape[0],) + self.latent_shape
@@ -240,3 +240,19 @@ class VAE(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         return cls(**config)
+
+
+def _scale_for_replicas(loss):
+    """Divides the loss by the number of `tf.distribute` replicas, as Keras does.
+
+    Each replica's gradients are summed across replicas, so each must be of
+    `loss / num_replicas` for the update to be that of the global-batch mean
+    (Keras' own `compute_loss` does the same; `fit` multiplies back for the
+    reported loss). No-op on other backends and without a strategy.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss / replicas
