@@ -1,10 +1,11 @@
-"""Command line: `python -m vaelib train|evaluate|generate|data ...`.
+"""Command line: `python -m vaelib train|evaluate|generate|grade|data ...`.
 
     python -m vaelib train --model mlp --data digits --epochs 30 --out runs/mlp
     python -m vaelib train --model convlstm --data moving-digits --epochs 1 --out runs/v
     python -m vaelib evaluate --model-path runs/mlp/model.keras --data digits
     python -m vaelib generate --model-path runs/v/model.keras --out samples.gif
     python -m vaelib data moving-digits --clips 1000 --out data/moving.npz
+    python -m vaelib grade submissions/   # run each notebook, print a score table
 
 `train` runs `vaelib.training.fit_vae` (checkpoints, `--resume`, CSV and
 TensorBoard logs, KL annealing, mixed precision, distribution) and writes
@@ -159,6 +160,17 @@ def build_parser():
         required=True,
         type=pathlib.Path,
         help="a .png (image grid, or frame strips for clips) or .gif (clips)",
+    )
+
+    grade = commands.add_parser(
+        "grade", help="run every notebook in a folder and print a score table"
+    )
+    grade.add_argument("folder", type=pathlib.Path)
+    grade.add_argument(
+        "--timeout", type=_positive_int, default=900, help="seconds per cell"
+    )
+    grade.add_argument(
+        "--csv", type=pathlib.Path, default=None, help="also write the scores here"
     )
 
     data = commands.add_parser("data", help="write a data set to disk")
@@ -515,6 +527,26 @@ def _generate(args):
     return 0
 
 
+def _grade(args):
+    if not args.folder.is_dir():
+        raise UsageError(f"no such folder: {args.folder}")
+    from vaelib.checks import format_grades, grade_folder
+
+    grades = grade_folder(args.folder, timeout=args.timeout)
+    print(format_grades(grades))
+    if args.csv is not None:
+        import csv
+
+        names = list(dict.fromkeys(n for g in grades for n in g.checks))
+        with args.csv.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["notebook", *names, "score", "out_of"])
+            for g in grades:
+                passed = [int(g.checks[n][0]) if n in g.checks else "" for n in names]
+                writer.writerow([g.notebook, *passed, g.score, len(g.checks)])
+    return 0
+
+
 def _data(args):
     import numpy as np
 
@@ -558,6 +590,7 @@ def main(argv=None):
             "train": _train,
             "evaluate": _evaluate,
             "generate": _generate,
+            "grade": _grade,
             "data": _data,
         }
         return commands[args.command](args)
