@@ -25,6 +25,9 @@ from vaelib.cli import main
         (["train", "--mixed-precision", "fp8"], "invalid choice: 'fp8'"),
         (["train", "--kl-anneal", "sometimes"], "invalid choice: 'sometimes'"),
         (["generate", "--model-path", "m.keras"], "--out"),
+        (["train", "--filters", "32,x"], "comma-separated positive integers"),
+        (["train", "--model", "mlp", "--filters", "8"], "--filters applies to conv"),
+        (["train", "--model", "conv", "--lstm-filters", "8"], "--lstm-filters applies"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason):
@@ -118,6 +121,7 @@ def test_video_models_train_evaluate_and_generate(tmp_path, capsys):
     ]  # fmt: skip
     out = tmp_path / "predictor"
     argv = ["train", "--model", "predictor", *video, "--clips", "32", "--epochs", "1"]
+    argv += ["--filters", "8,16", "--lstm-filters", "12"]
     assert main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "prediction of frames 3-4 from frames 1-2" in printed
@@ -128,6 +132,10 @@ def test_video_models_train_evaluate_and_generate(tmp_path, capsys):
     assert metrics["prediction_psnr"] > 0 and metrics["copy_last_frame_psnr"] > 0
 
     model_path = str(out / "model.keras")
+    model = keras.saving.load_model(model_path)
+    assert model.latent_shape == (4, 4, 4, 8)  # 16x16 frames halved twice by 8,16
+    lstm = model.encoder.get_layer("encoder_convlstm")
+    assert lstm.filters == 12
     assert main(["evaluate", "--model-path", model_path, *video]) == 0
     report = capsys.readouterr().out
     assert "frame" in report and "PSNR dB" in report and "mean" in report

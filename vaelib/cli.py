@@ -56,6 +56,21 @@ def _number(convert, minimum, description):
 
 
 _positive_int = _number(int, 1, "a positive integer")
+
+
+def _int_list(text):
+    """An argparse type: comma-separated positive integers, e.g. "32,64"."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 32,64, got {text!r}"
+        )
+    return values
+
+
 _non_negative_float = _number(float, 0, "a number >= 0")
 
 
@@ -99,6 +114,19 @@ def build_parser():
         type=_positive_int,
         default=None,
         help="16 for images; channels of the per-frame map for video: 8",
+    )
+    train.add_argument(
+        "--filters",
+        type=_int_list,
+        default=None,
+        help="filters of the strided convolutions, e.g. 32,64 (conv and video "
+        "models; default 32,64 for conv, 16,32 for clips up to 32x32, else 16,32,64)",
+    )
+    train.add_argument(
+        "--lstm-filters",
+        type=_positive_int,
+        default=None,
+        help="ConvLSTM filters (convlstm, predictor; default 32 up to 32x32, else 64)",
     )
     train.add_argument("--beta", type=_non_negative_float, default=1.0)
     train.add_argument(
@@ -314,19 +342,25 @@ def _build_architecture(args, data_shape):
         common = dict(
             input_shape=data_shape,
             latent_dim=args.latent_dim or 8,
-            filters=(16, 32) if small else (16, 32, 64),
+            filters=args.filters or ((16, 32) if small else (16, 32, 64)),
             seed=args.seed,
         )
         if args.model == "framewise":
             return framewise_vae(**common)
-        lstm_filters = 32 if small else 64
+        lstm_filters = args.lstm_filters or (32 if small else 64)
         if args.model == "convlstm":
             return convlstm_vae(lstm_filters=lstm_filters, **common)
         return convlstm_predictor(
             context_frames=args.num_frames // 2, lstm_filters=lstm_filters, **common
         )
-    build = {"mlp": mlp_vae, "conv": conv_vae}[args.model]
-    return build(
+    if args.model == "conv":
+        return conv_vae(
+            input_shape=data_shape,
+            latent_dim=args.latent_dim or 16,
+            filters=args.filters or (32, 64),
+            seed=args.seed,
+        )
+    return mlp_vae(
         input_shape=data_shape, latent_dim=args.latent_dim or 16, seed=args.seed
     )
 
@@ -340,6 +374,10 @@ def _check_model_and_data(args):
             else ("--data digits or --data mnist")
         )
         raise UsageError(f"--model {args.model} needs {wanted}")
+    if args.filters is not None and args.model == "mlp":
+        raise UsageError("--filters applies to conv and video models, not mlp")
+    if args.lstm_filters is not None and args.model not in ("convlstm", "predictor"):
+        raise UsageError("--lstm-filters applies to --model convlstm or predictor")
     if args.model == "predictor" and args.num_frames < 2:
         raise UsageError("--model predictor needs --num-frames of at least 2")
 
