@@ -50,15 +50,11 @@ def main():
     )
     args = parser.parse_args()
 
-    scale = args.frame_size / 64
-    data = dict(
-        frame_size=args.frame_size,
-        num_frames=20,
-        digit_size=round(28 * scale),
-        speed=3.6 * scale,
-    )
-    train = MovingDigits(split="train", seed=0, **data).clips(args.clips)
-    test = MovingDigits(split="test", seed=1, **data).clips(args.test_clips)
+    data = dict(num_frames=20)
+    train = MovingDigits.scaled(args.frame_size, split="train", seed=0, **data)
+    train = train.clips(args.clips)
+    test = MovingDigits.scaled(args.frame_size, split="test", seed=1, **data)
+    test = test.clips(args.test_clips)
     shape = train.shape[1:]
     filters = (16, 32) if args.frame_size <= 32 else (16, 32, 64)
     lstm = args.lstm_filters or (32 if args.frame_size <= 32 else 64)

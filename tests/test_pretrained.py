@@ -26,10 +26,7 @@ def test_video_models_reproduce_their_held_out_psnr(name):
         pytest.skip(f"{name} is not shipped")
     model, metrics = _load(name)
     frames, size = model.data_shape[:2]
-    clips = MovingDigits(
-        frame_size=size, num_frames=frames, digit_size=round(28 * size / 64),
-        speed=3.6 * size / 64, split="test", seed=1,
-    ).clips(48)  # fmt: skip
+    clips = MovingDigits.scaled(size, num_frames=frames, split="test", seed=1).clips(48)
     report = evaluate_video(model, clips)
     seen = slice(0, frames // 2) if metrics["model"] == "predictor" else slice(None)
     psnr = float(report["psnr"][seen].mean())

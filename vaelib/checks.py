@@ -344,14 +344,8 @@ def check_frame_predictor(
     from vaelib.metrics import evaluate_prediction
     from vaelib.models import copy_last_frame
 
-    scale = frame_size / 64
-    clips = MovingDigits(
-        frame_size=frame_size,
-        num_frames=num_frames,
-        digit_size=round(28 * scale),
-        speed=3.6 * scale,
-        split="test",
-        seed=SEED,
+    clips = MovingDigits.scaled(
+        frame_size, num_frames=num_frames, split="test", seed=SEED
     ).clips(num_clips)
     context, future = clips[:, :context_frames], clips[:, context_frames:]
     prediction = _numpy(_call(predict, context, name="predict"))

@@ -223,17 +223,11 @@ class Data(NamedTuple):
     source: str
 
 
-def _moving_digits(args, split, seed, clips):
+def _moving_digits(args, split, seed):
     from vaelib.data import MovingDigits
 
-    scale = args.frame_size / 64
-    return MovingDigits(
-        frame_size=args.frame_size,
-        num_frames=args.num_frames,
-        digit_size=max(4, round(28 * scale)),
-        speed=3.6 * scale,
-        split=split,
-        seed=seed,
+    return MovingDigits.scaled(
+        args.frame_size, num_frames=args.num_frames, split=split, seed=seed
     )
 
 
@@ -242,14 +236,12 @@ def load_data(args, with_train=True):
     if args.data == "moving-digits":
         if args.frame_size < 16:
             raise UsageError(f"--frame-size must be at least 16, got {args.frame_size}")
-        test_maker = _moving_digits(args, "test", 1, args.test_clips)
+        test_maker = _moving_digits(args, "test", 1)
         test = test_maker.clips(args.test_clips)
         train = validation = None
         if with_train:
-            train = _moving_digits(args, "train", args.seed, args.clips).clips(
-                args.clips
-            )
-            validation = _moving_digits(args, "train", args.seed + 1_000_003, 0).clips(
+            train = _moving_digits(args, "train", args.seed).clips(args.clips)
+            validation = _moving_digits(args, "train", args.seed + 1_000_003).clips(
                 max(16, args.clips // 10)
             )
         description = (

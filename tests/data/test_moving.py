@@ -267,3 +267,13 @@ def test_cli_writes_moving_digits_to_npz(tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_scaled_keeps_moving_mnists_proportions():
+    small = MovingDigits.scaled(32, num_frames=4, seed=3)
+    assert (small.digit_size, small.speed) == (14, (1.8, 1.8))
+    assert small.clip_shape == (4, 32, 32, 1)
+    standard = MovingDigits.scaled(64, num_frames=3, seed=3)
+    np.testing.assert_array_equal(
+        standard.clips(2), MovingDigits(num_frames=3, seed=3).clips(2)
+    )

@@ -143,6 +143,20 @@ class MovingDigits:
             )
         self._digits_uint8 = np.round(self.digits * 255).astype("uint8")
 
+    @classmethod
+    def scaled(cls, frame_size, **kwargs):
+        """Moving MNIST's proportions at another frame size.
+
+        Digit size (28 px) and speed (3.6 px per frame) scale with
+        `frame_size / 64`; e.g. 32x32 frames get 14-pixel digits moving 1.8 px
+        per frame, the laptop-sized clips of the course. Other arguments are
+        passed to the constructor.
+        """
+        scale = frame_size / 64
+        kwargs.setdefault("digit_size", max(4, round(28 * scale)))
+        kwargs.setdefault("speed", 3.6 * scale)
+        return cls(frame_size=frame_size, **kwargs)
+
     @property
     def clip_shape(self):
         """`(num_frames, frame_size, frame_size, 1)`."""
