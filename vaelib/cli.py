@@ -445,9 +445,7 @@ def _train(args):
 
     keras.utils.set_random_seed(args.seed)
     precision = training.set_mixed_precision(args.mixed_precision)
-    strategy = training.get_strategy(
-        "none" if args.distribute == "none" else args.distribute
-    )
+    strategy = training.get_strategy(args.distribute)
     data = load_data(args)
     print(f"data: {data.description}")
     video = data.train.ndim == 5

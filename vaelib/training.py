@@ -46,10 +46,11 @@ def num_workers():
 
 
 def is_chief():
-    """True on the worker that writes files: worker 0, or the only process."""
+    """True on the process that writes files: chief, worker 0, or the only one."""
     task = _tf_config().get("task", {})
-    return task.get("type", "worker") in ("worker", "chief") and (
-        task.get("type") == "chief" or int(task.get("index", 0)) == 0
+    task_type = task.get("type", "worker")
+    return task_type == "chief" or (
+        task_type == "worker" and int(task.get("index", 0)) == 0
     )
 
 
