@@ -48,6 +48,9 @@ def main():
     parser.add_argument(
         "--lstm-filters", type=int, default=None, help="32 at 32x32, else 64"
     )
+    parser.add_argument(
+        "--decoder-convs", type=int, default=1, help="convolutions per decoder scale"
+    )
     args = parser.parse_args()
 
     data = dict(num_frames=20)
@@ -58,6 +61,12 @@ def main():
     shape = train.shape[1:]
     filters = (16, 32) if args.frame_size <= 32 else (16, 32, 64)
     lstm = args.lstm_filters or (32 if args.frame_size <= 32 else 64)
+    sizes = dict(
+        latent_dim=args.latent_dim,
+        filters=filters,
+        decoder_convs=args.decoder_convs,
+        seed=0,
+    )
     context, future = test[:, :10], test[:, 10:]
 
     rows = [
@@ -71,15 +80,15 @@ def main():
     builders = [
         (
             "framewise_vae",
-            lambda: framewise_vae(shape, args.latent_dim, filters, seed=0),
+            lambda: framewise_vae(shape, **sizes),
         ),
         (
             "convlstm_vae",
-            lambda: convlstm_vae(shape, args.latent_dim, filters, lstm, 0),
+            lambda: convlstm_vae(shape, lstm_filters=lstm, **sizes),
         ),
         (
             "convlstm_predictor 10->10",
-            lambda: convlstm_predictor(shape, 10, args.latent_dim, filters, lstm, 0),
+            lambda: convlstm_predictor(shape, 10, lstm_filters=lstm, **sizes),
         ),
     ]
     for name, build in builders:

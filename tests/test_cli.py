@@ -28,6 +28,8 @@ from vaelib.cli import main
         (["train", "--filters", "32,x"], "comma-separated positive integers"),
         (["train", "--model", "mlp", "--filters", "8"], "--filters applies to conv"),
         (["train", "--model", "conv", "--lstm-filters", "8"], "--lstm-filters applies"),
+        (["train", "--decoder-convs", "2"], "--decoder-convs applies to the video"),
+        (["train", "--lr-schedule", "step"], "invalid choice: 'step'"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason):

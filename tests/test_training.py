@@ -77,11 +77,52 @@ def test_annealing_sets_the_models_beta_during_fit(images):
     np.testing.assert_allclose(result.history["beta"], seen, rtol=1e-6)
 
 
+def test_cosine_schedule_sets_each_epochs_learning_rate(images):
+    result = fit_vae(
+        mlp_vae(latent_dim=2, hidden=(16,), seed=0),
+        images[:128],
+        epochs=4,
+        learning_rate=2e-3,
+        lr_schedule="cosine",
+        verbose=0,
+    )
+    # Half a cosine from 2e-3 towards 0 over 4 epochs, set at each epoch's start.
+    expected = 2e-3 * 0.5 * (1 + np.cos(np.pi * np.arange(4) / 4))
+    np.testing.assert_allclose(result.history["learning_rate"], expected, rtol=1e-5)
+
+
+def test_best_checkpoint_ignores_epochs_still_warming_up_the_kl(images, tmp_path):
+    # The loss of a warm-up epoch leaves part of the KL out, so it looks better
+    # than any epoch at full beta: it must not become the "best" checkpoint.
+    best = tmp_path / "best.weights.h5"
+    existed = []
+
+    class Record(keras.callbacks.Callback):  # runs before the checkpoint callback
+        def on_epoch_end(self, epoch, logs=None):
+            existed.append(best.exists())
+
+    fit_vae(
+        mlp_vae(latent_dim=2, hidden=(16,), seed=0),
+        images[:128],
+        images[128:192],
+        epochs=4,
+        kl_anneal=KLAnnealing("linear", warmup_epochs=3),
+        out_dir=tmp_path,
+        tensorboard=False,
+        callbacks=[Record()],
+        verbose=0,
+    )
+    # beta is 1/3, 2/3, 1, 1: nothing is saved before the end of epoch 2.
+    assert existed == [False, False, False, True]
+
+
 def test_bad_schedule_and_strategy_names_raise():
     with pytest.raises(ValueError, match="linear' or 'cyclical"):
         KLAnnealing("cosine")
     with pytest.raises(ValueError, match="needs `epochs`"):
         KLAnnealing("cyclical")
+    with pytest.raises(ValueError, match="lr_schedule 'constant' or 'cosine'"):
+        fit_vae(mlp_vae(latent_dim=2), np.zeros((4, 28, 28, 1)), lr_schedule="step")
     with pytest.raises(ValueError, match="Expected `kind`"):
         get_strategy("ring-allreduce")
     with pytest.raises(ValueError, match="Expected `mode`"):

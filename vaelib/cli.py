@@ -128,6 +128,12 @@ def build_parser():
         default=None,
         help="ConvLSTM filters (convlstm, predictor; default 32 up to 32x32, else 64)",
     )
+    train.add_argument(
+        "--decoder-convs",
+        type=_positive_int,
+        default=1,
+        help="convolutions per resolution in a video decoder (2: sharper frames)",
+    )
     train.add_argument("--beta", type=_non_negative_float, default=1.0)
     train.add_argument(
         "--kl-anneal",
@@ -136,6 +142,12 @@ def build_parser():
         help="raise beta from 0 over the first third of training, or in 4 cycles",
     )
     train.add_argument("--learning-rate", type=_non_negative_float, default=1e-3)
+    train.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="cosine: decay the learning rate towards 0 over the epochs",
+    )
     train.add_argument(
         "--mixed-precision",
         choices=PRECISIONS,
@@ -335,6 +347,7 @@ def _build_architecture(args, data_shape):
             input_shape=data_shape,
             latent_dim=args.latent_dim or 8,
             filters=args.filters or ((16, 32) if small else (16, 32, 64)),
+            decoder_convs=args.decoder_convs,
             seed=args.seed,
         )
         if args.model == "framewise":
@@ -370,6 +383,8 @@ def _check_model_and_data(args):
         raise UsageError("--filters applies to conv and video models, not mlp")
     if args.lstm_filters is not None and args.model not in ("convlstm", "predictor"):
         raise UsageError("--lstm-filters applies to --model convlstm or predictor")
+    if args.decoder_convs != 1 and args.model not in VIDEO_MODELS:
+        raise UsageError("--decoder-convs applies to the video models")
     if args.model == "predictor" and args.num_frames < 2:
         raise UsageError("--model predictor needs --num-frames of at least 2")
 
@@ -457,6 +472,7 @@ def _train(args):
         epochs=args.epochs,
         batch_size=batch_size,
         learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
         out_dir=args.out if training.is_chief() else args.out / f"worker-{os.getpid()}",
         strategy=strategy,
         kl_anneal=None if args.kl_anneal == "none" else args.kl_anneal,

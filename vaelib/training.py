@@ -432,6 +432,7 @@ def fit_vae(
     epochs=10,
     batch_size=64,
     learning_rate=1e-3,
+    lr_schedule="constant",
     out_dir=None,
     strategy=None,
     kl_anneal=None,
@@ -449,7 +450,8 @@ def fit_vae(
       killed at any point continues from the last finished epoch with
       `resume=True` (removed once training finishes);
     - `best.weights.h5`: `ModelCheckpoint` of the lowest validation loss (or
-      training loss without validation data);
+      training loss without validation data), among the epochs trained at the
+      final `beta` when the KL is annealed;
     - `history.csv`: `CSVLogger`, one row per epoch (including `beta` and the
       throughput), kept consistent across resumes;
     - `logs/`: TensorBoard scalars, and `SampleLogger` pictures every
@@ -466,7 +468,10 @@ def fit_vae(
         validation_data: The same kinds, or None.
         epochs: Total epochs, counting those of a resumed run.
         batch_size: For arrays (per step, over all replicas).
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's (initial) learning rate.
+        lr_schedule: `"constant"`, or `"cosine"`: the learning rate falls from
+            `learning_rate` towards 0 along half a cosine over `epochs`, set at
+            the start of each epoch (so a resumed run continues it).
         out_dir: Where checkpoints and logs go; None keeps nothing on disk.
         strategy: From `get_strategy`, or None for no distribution.
         kl_anneal: A `KLAnnealing` callback, `"linear"`, `"cyclical"` or None.
@@ -484,6 +489,10 @@ def fit_vae(
 
     Introduced in: course/10_training_at_scale.ipynb
     """
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(
+            f"Expected lr_schedule 'constant' or 'cosine'. Received: {lr_schedule!r}"
+        )
     out_dir = pathlib.Path(out_dir) if out_dir is not None else None
     first_epoch = 0
     if out_dir is not None:
@@ -527,6 +536,13 @@ def fit_vae(
                 beta_max=float(keras.ops.convert_to_numpy(model.beta)),
             )
         callbacks.append(kl_anneal)
+    if lr_schedule == "cosine":
+        cosine = keras.optimizers.schedules.CosineDecay(learning_rate, epochs)
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch: float(keras.ops.convert_to_numpy(cosine(epoch)))
+            )
+        )
     frames = sample_inputs.shape[1] if sample_inputs.ndim == 5 else 1
     callbacks.append(Throughput(batch_size, frames))
     callbacks.append(StopOnNaN(out_dir / "backup" if out_dir is not None else None))
@@ -537,7 +553,8 @@ def fit_vae(
             keras.callbacks.BackupAndRestore(
                 str(out_dir / "backup"), double_checkpoint=True
             ),
-            keras.callbacks.ModelCheckpoint(
+            _BestAtFullBeta(
+                kl_anneal,
                 str(out_dir / "best.weights.h5"),
                 monitor=monitor,
                 save_best_only=True,
@@ -568,6 +585,26 @@ def fit_vae(
         **fit_kwargs,
     )
     return FitResult(model, history.history, first_epoch, time.perf_counter() - start)
+
+
+class _BestAtFullBeta(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` that compares only epochs trained at the final `beta`.
+
+    While a KL annealing schedule holds `beta` below its final value, the loss
+    leaves out part of the KL, so it is lower than the loss of a better model
+    at full `beta`: an unrestricted "best" checkpoint would keep a warm-up
+    epoch for ever.
+    """
+
+    def __init__(self, kl_anneal, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kl_anneal = kl_anneal
+
+    def on_epoch_end(self, epoch, logs=None):
+        annealing = self.kl_anneal is not None
+        if annealing and self.kl_anneal.beta_at(epoch) < self.kl_anneal.beta_max:
+            return
+        super().on_epoch_end(epoch, logs)
 
 
 def _vector_logs(model):

@@ -163,7 +163,33 @@ def test_copy_last_frame():
     np.testing.assert_array_equal(future[:, 2], context[:, -1])
 
 
+def test_decoder_convs_refine_every_resolution(clips):
+    def convs(model):
+        return [
+            layer.layer.filters
+            for layer in model.decoder.layers
+            if type(getattr(layer, "layer", None)) is keras.layers.Conv2D
+        ]
+
+    one = convlstm_vae(input_shape=SHAPE, lstm_filters=8, seed=0, **SMALL)
+    three = convlstm_vae(
+        input_shape=SHAPE, lstm_filters=8, decoder_convs=3, seed=0, **SMALL
+    )
+    # pixel logits only; then two 3x3 convolutions after each upsampling (16, 8)
+    assert convs(one) == [1]
+    assert convs(three) == [16, 16, 8, 8, 1]
+    assert three.encoder.count_params() == one.encoder.count_params()
+    logits, _, _ = three(clips[0][:2])
+    assert tuple(logits.shape) == (2,) + SHAPE
+    predictor = convlstm_predictor(
+        input_shape=SHAPE, context_frames=3, lstm_filters=8, decoder_convs=2, **SMALL
+    )
+    assert convs(predictor) == [16, 8, 1]
+
+
 def test_bad_clip_shapes():
+    with pytest.raises(ValueError, match="decoder_convs >= 1"):
+        framewise_vae(input_shape=SHAPE, decoder_convs=0)
     with pytest.raises(ValueError, match="num_frames, height, width"):
         convlstm_vae(input_shape=(32, 32, 1))
     with pytest.raises(ValueError, match="divisible by 8"):
