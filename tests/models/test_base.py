@@ -20,6 +20,16 @@ def test_call_returns_decoder_output_and_posterior(images):
     assert model.data_shape == (28, 28, 1) and model.latent_shape == (3,)
 
 
+def test_a_new_model_counts_its_parameters_before_its_first_call():
+    model = mlp_vae(latent_dim=2, hidden=(16,), seed=0)
+    # the encoder's and decoder's weights, and beta (the one non-trainable weight)
+    expected = model.encoder.count_params() + model.decoder.count_params() + 1
+    assert model.count_params() == expected
+    assert len(model.get_weights()) == (
+        len(model.encoder.weights) + len(model.decoder.weights) + 1
+    )
+
+
 def test_compute_loss_is_the_batch_mean_of_summed_terms(images):
     model = mlp_vae(latent_dim=3, hidden=(32,), beta=0.25)
     y_pred = model(images)

@@ -281,6 +281,8 @@ class MovingDigits:
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         ).unbatch()
+        # unbatch() forgets the length; Keras needs it for the steps per epoch
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_clips))
         if cache:
             dataset = dataset.cache()
         if shuffle:

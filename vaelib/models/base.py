@@ -96,6 +96,9 @@ class VAE(keras.Model):
         self.input_spec = keras.layers.InputSpec(
             shape=(None,) + tuple(encoder.input_shape[1:])
         )
+        # Every weight exists once the encoder and decoder do, so the model is
+        # usable (count_params, summary, get_weights) before its first call.
+        self.built = encoder.built and decoder.built
 
     @property
     def data_shape(self):
