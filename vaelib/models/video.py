@@ -136,10 +136,8 @@ def framewise_vae(
             divisible by `2 ** len(filters)`.
         latent_dim: Channels of each frame's latent map.
         filters: Filters of the downsampling convolutions, encoder order.
-        decoder_convs: Convolutions per resolution in the decoder: the
-            transposed convolution that doubles the size, then
-            `decoder_convs - 1` 3x3 convolutions at that size. 2 gives sharper
-            digits for about 10% more time (`benchmarks/video_quality.py`).
+        decoder_convs: Convolutions per resolution in the decoder, as in
+            `convlstm_vae`.
         seed: Seed of the sampling noise.
         fast: Apply per-frame layers with `vaelib.layers.PerFrame`; `False`
             uses `keras.layers.TimeDistributed` (same model, slower).
@@ -195,7 +193,7 @@ def convlstm_vae(
         decoder_convs: Convolutions per resolution in the decoder: the
             transposed convolution that doubles the size, then
             `decoder_convs - 1` 3x3 convolutions at that size. 2 gives sharper
-            digits for about 10% more time (`benchmarks/video_quality.py`).
+            digits for about 10% more time (`benchmarks/README.md`).
         seed: Seed of the sampling noise.
         fast: Build with `vaelib.layers.FusedConvLSTM2D` (the input
             convolution hoisted out of the time loop, one fused convolution
