@@ -601,8 +601,8 @@ class _BestAtFullBeta(keras.callbacks.ModelCheckpoint):
         self.kl_anneal = kl_anneal
 
     def on_epoch_end(self, epoch, logs=None):
-        annealing = self.kl_anneal is not None
-        if annealing and self.kl_anneal.beta_at(epoch) < self.kl_anneal.beta_max:
+        schedule = self.kl_anneal
+        if schedule is not None and schedule.beta_at(epoch) < schedule.beta_max:
             return
         super().on_epoch_end(epoch, logs)
 
