@@ -51,6 +51,11 @@ def main():
     parser.add_argument(
         "--decoder-convs", type=int, default=1, help="convolutions per decoder scale"
     )
+    parser.add_argument(
+        "--skip",
+        action="store_true",
+        help="concatenate each ConvLSTM's input to its output",
+    )
     args = parser.parse_args()
 
     data = dict(num_frames=20)
@@ -84,11 +89,13 @@ def main():
         ),
         (
             "convlstm_vae",
-            lambda: convlstm_vae(shape, lstm_filters=lstm, **sizes),
+            lambda: convlstm_vae(shape, lstm_filters=lstm, skip=args.skip, **sizes),
         ),
         (
             "convlstm_predictor 10->10",
-            lambda: convlstm_predictor(shape, 10, lstm_filters=lstm, **sizes),
+            lambda: convlstm_predictor(
+                shape, 10, lstm_filters=lstm, skip=args.skip, **sizes
+            ),
         ),
     ]
     for name, build in builders:

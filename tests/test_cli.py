@@ -29,6 +29,10 @@ from vaelib.cli import main
         (["train", "--model", "mlp", "--filters", "8"], "--filters applies to conv"),
         (["train", "--model", "conv", "--lstm-filters", "8"], "--lstm-filters applies"),
         (["train", "--decoder-convs", "2"], "--decoder-convs applies to the video"),
+        (
+            ["train", "--model", "framewise", "--data", "moving-digits", "--skip"],
+            "--skip applies to --model convlstm",
+        ),
         (["train", "--lr-schedule", "step"], "invalid choice: 'step'"),
     ],
 )

@@ -134,6 +134,11 @@ def build_parser():
         default=1,
         help="convolutions per resolution in a video decoder (2: sharper frames)",
     )
+    train.add_argument(
+        "--skip",
+        action="store_true",
+        help="concatenate each ConvLSTM's input to its output (convlstm, predictor)",
+    )
     train.add_argument("--beta", type=_non_negative_float, default=1.0)
     train.add_argument(
         "--kl-anneal",
@@ -353,11 +358,10 @@ def _build_architecture(args, data_shape):
         if args.model == "framewise":
             return framewise_vae(**common)
         lstm_filters = args.lstm_filters or (32 if small else 64)
+        recurrent = dict(lstm_filters=lstm_filters, skip=args.skip, **common)
         if args.model == "convlstm":
-            return convlstm_vae(lstm_filters=lstm_filters, **common)
-        return convlstm_predictor(
-            context_frames=args.num_frames // 2, lstm_filters=lstm_filters, **common
-        )
+            return convlstm_vae(**recurrent)
+        return convlstm_predictor(context_frames=args.num_frames // 2, **recurrent)
     if args.model == "conv":
         return conv_vae(
             input_shape=data_shape,
@@ -383,6 +387,8 @@ def _check_model_and_data(args):
         raise UsageError("--filters applies to conv and video models, not mlp")
     if args.lstm_filters is not None and args.model not in ("convlstm", "predictor"):
         raise UsageError("--lstm-filters applies to --model convlstm or predictor")
+    if args.skip and args.model not in ("convlstm", "predictor"):
+        raise UsageError("--skip applies to --model convlstm or predictor")
     if args.decoder_convs != 1 and args.model not in VIDEO_MODELS:
         raise UsageError("--decoder-convs applies to the video models")
     if args.model == "predictor" and args.num_frames < 2:

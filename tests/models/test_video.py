@@ -135,8 +135,11 @@ def test_a_few_epochs_lower_the_held_out_loss(name, clips):
     assert before > 3500 and after < 0.7 * before, (before, after)
 
 
-def test_save_and_load_give_identical_encoder_means(tmp_path, clips):
-    model = BUILDERS["predictor"]()
+@pytest.mark.parametrize("skip", [False, True])
+def test_save_and_load_give_identical_encoder_means(tmp_path, clips, skip):
+    model = convlstm_predictor(
+        input_shape=SHAPE, context_frames=3, lstm_filters=8, skip=skip, seed=0, **SMALL
+    )
     model.compile(optimizer="adam")
     model.fit(clips[0][:16], epochs=1, batch_size=16, verbose=0)
     model.save(tmp_path / "video.keras")
@@ -187,6 +190,29 @@ def test_decoder_convs_refine_every_resolution(clips):
     assert convs(predictor) == [16, 8, 1]
 
 
+def test_skip_passes_each_frames_own_latent_around_the_convlstm():
+    model = convlstm_vae(input_shape=SHAPE, lstm_filters=8, skip=True, seed=0, **SMALL)
+    plain = convlstm_vae(input_shape=SHAPE, lstm_filters=8, seed=0, **SMALL)
+    # With every ConvLSTM weight at 0 its output is 0 (h = sigmoid(0) * tanh(0)),
+    # so only the skip path can carry the latent to the pixels.
+    for vae in (model, plain):
+        lstm = vae.decoder.get_layer("decoder_convlstm")
+        lstm.set_weights([np.zeros_like(w) for w in lstm.get_weights()])
+    z = np.random.default_rng(0).normal(size=(2,) + model.latent_shape)
+    z = z.astype("float32")
+    moved = z.copy()
+    moved[:, 3] += 1.0  # change frame 3's latent only
+    before, after = to_numpy(model.decode(z)), to_numpy(model.decode(moved))
+    assert np.abs(after[:, 3] - before[:, 3]).max() > 1e-4
+    np.testing.assert_array_equal(np.delete(after, 3, 1), np.delete(before, 3, 1))
+    # without the skip, the decoder has nothing left to go on
+    np.testing.assert_array_equal(
+        to_numpy(plain.decode(z)), to_numpy(plain.decode(moved))
+    )
+    head = model.encoder.get_layer("posterior")
+    assert head.mean_layer.kernel.shape[-2] == SMALL["filters"][-1] + 8
+
+
 def test_bad_clip_shapes():
     with pytest.raises(ValueError, match="decoder_convs >= 1"):
         framewise_vae(input_shape=SHAPE, decoder_convs=0)
@@ -196,9 +222,11 @@ def test_bad_clip_shapes():
         framewise_vae(input_shape=(4, 28, 28, 1))
 
 
-def test_fast_and_plain_keras_layers_build_the_same_model(clips):
-    fused = convlstm_vae(input_shape=SHAPE, lstm_filters=8, seed=0, **SMALL)
-    stock = convlstm_vae(input_shape=SHAPE, lstm_filters=8, seed=0, fast=False, **SMALL)
+@pytest.mark.parametrize("skip", [False, True])
+def test_fast_and_plain_keras_layers_build_the_same_model(clips, skip):
+    sizes = dict(input_shape=SHAPE, lstm_filters=8, skip=skip, seed=0, **SMALL)
+    fused = convlstm_vae(**sizes)
+    stock = convlstm_vae(fast=False, **sizes)
     stock.set_weights(fused.get_weights())
     np.testing.assert_allclose(
         to_numpy(stock.encode(clips[1][:3])[0]),
