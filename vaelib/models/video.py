@@ -214,8 +214,8 @@ def convlstm_vae(
             posterior heads see each frame's own features and the upsampling
             sees each frame's own latent, next to what the ConvLSTM carries
             over from earlier frames. Per-frame detail then need not pass
-            through the LSTM's gates: sharper frames and a better ELBO for
-            a few percent more time (`benchmarks/README.md`).
+            through the LSTM's gates: sharper frames and a better ELBO, for
+            up to 30% more time per epoch (`benchmarks/README.md`).
         seed: Seed of the sampling noise.
         fast: Build with `vaelib.layers.FusedConvLSTM2D` (the input
             convolution hoisted out of the time loop, one fused convolution
