@@ -111,6 +111,36 @@ def test_train_writes_a_loadable_model_and_held_out_metrics(tmp_path, capsys):
     assert "negative_elbo" in capsys.readouterr().out
 
 
+def test_init_weights_starts_from_a_saved_model_and_rejects_another_shape(
+    tmp_path, capsys
+):
+    base = ["train", "--model", "mlp", "--source", "sklearn", "--iwae-k", "2"]
+    first = tmp_path / "first"
+    assert main([*base, "--epochs", "1", "--latent-dim", "4", "--out", str(first)]) == 0
+    saved = keras.saving.load_model(first / "model.keras")
+
+    # With a learning rate of 0 the "fine-tuned" model is the saved one exactly.
+    again = tmp_path / "again"
+    argv = [*base, "--epochs", "1", "--latent-dim", "4", "--learning-rate", "0"]
+    init = ["--init-weights", str(first / "model.keras")]
+    assert main([*argv, *init, "--out", str(again)]) == 0
+    loaded = keras.saving.load_model(again / "model.keras")
+    metrics = json.loads((again / "metrics.json").read_text())
+    assert metrics["init_weights"] == str(first / "model.keras")
+    for before, after in zip(saved.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(before), keras.ops.convert_to_numpy(after)
+        )
+    capsys.readouterr()
+
+    wrong = [*base, "--epochs", "1", "--latent-dim", "3", *init]
+    assert main([*wrong, "--out", str(tmp_path / "wrong")]) == 2
+    assert "does not fit this --model" in capsys.readouterr().err
+    missing = ["--init-weights", str(tmp_path / "none.keras")]
+    assert main([*base, *missing, "--out", str(tmp_path / "missing")]) == 2
+    assert "no such --init-weights file" in capsys.readouterr().err
+
+
 def test_mnist_without_mnist_says_to_use_digits(capsys):
     from vaelib.data import load_digits_images
 

@@ -167,6 +167,14 @@ def build_parser():
         help="auto: several workers if TF_CONFIG names them, else all local GPUs",
     )
     train.add_argument(
+        "--init-weights",
+        type=pathlib.Path,
+        default=None,
+        metavar="PATH",
+        help="start from the weights of a saved model of the same architecture "
+        "(model.keras or .weights.h5), e.g. to fine-tune a pretrained one",
+    )
+    train.add_argument(
         "--resume",
         action="store_true",
         help="continue an interrupted run in --out from its last finished epoch",
@@ -334,6 +342,16 @@ def format_video_report(report):
 def _build_model(args, data_shape):
     model = _build_architecture(args, data_shape)
     model.beta.assign(args.beta)
+    if args.init_weights is not None:
+        model.build((None,) + tuple(data_shape))
+        try:
+            model.load_weights(args.init_weights)
+        except ValueError as error:
+            raise UsageError(
+                f"--init-weights {args.init_weights} does not fit this --model "
+                f"and its sizes (same --filters, --lstm-filters, --decoder-convs, "
+                f"--skip, --latent-dim as the saved model?): {error}"
+            ) from None
     return model
 
 
@@ -464,6 +482,9 @@ def _train(args):
     if args.resume and done is None:
         print(f"nothing to resume in {args.out}; starting from epoch 1")
 
+    if args.init_weights is not None and not args.init_weights.is_file():
+        raise UsageError(f"no such --init-weights file: {args.init_weights}")
+
     keras.utils.set_random_seed(args.seed)
     precision = training.set_mixed_precision(args.mixed_precision)
     strategy = training.get_strategy(args.distribute)
@@ -505,6 +526,7 @@ def _train(args):
             "data_description": data.description,
             "epochs": args.epochs,
             "resumed_from_epoch": result.initial_epoch,
+            "init_weights": args.init_weights and str(args.init_weights),
             "train_seconds": round(result.seconds, 1),
             ("train_frames_per_second" if video else "train_examples_per_second"): (
                 round(float(rate[-1]), 1) if rate else None
