@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VAELIB_OFFLINE="${VAELIB_OFFLINE:-1}" TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
+# Real MNIST for tests and notebooks when the shared copy is there (see
+# data/README.md); without it the loader falls back to scikit-learn's digits.
+if [ -z "${VAELIB_MNIST:-}" ] && [ -f ../shared/data/mnist.npz ]; then
+  export VAELIB_MNIST="$(cd ../shared/data && pwd)/mnist.npz"
+fi
 python=${PYTHON:-python}
 
 for backend in tensorflow jax; do

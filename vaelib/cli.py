@@ -27,7 +27,8 @@ IMAGE_MODELS = ("mlp", "conv")
 VIDEO_MODELS = ("framewise", "convlstm", "predictor")
 MODELS = IMAGE_MODELS + VIDEO_MODELS
 DATA = ("digits", "mnist", "moving-digits")
-SOURCES = ("auto", "tfds", "keras", "sklearn")
+SOURCES = ("auto", "mnist-file", "keras", "tfds", "sklearn")
+BINARIZATIONS = ("dynamic", "none")
 PRECISIONS = ("off", "auto", "float16", "bfloat16")
 
 
@@ -80,7 +81,16 @@ def _add_data_arguments(parser):
         "--source",
         choices=SOURCES,
         default="auto",
-        help="digits source: MNIST through TFDS or Keras, or scikit-learn's digits",
+        help="digits source: MNIST from $VAELIB_MNIST, Keras or TFDS, or "
+        "scikit-learn's digits",
+    )
+    parser.add_argument(
+        "--binarize",
+        choices=BINARIZATIONS,
+        default="dynamic",
+        help="images: train on pixels drawn afresh as 0/1 every epoch and measure "
+        "on the statically binarised test set (dynamic, the default: likelihoods "
+        "comparable with the literature), or keep grey pixels (none)",
     )
     video = parser.add_argument_group("moving digits")
     video.add_argument("--frame-size", type=_positive_int, default=64)
@@ -121,6 +131,13 @@ def build_parser():
         default=None,
         help="filters of the strided convolutions, e.g. 32,64 (conv and video "
         "models; default 32,64 for conv, 16,32 for clips up to 32x32, else 16,32,64)",
+    )
+    train.add_argument(
+        "--hidden",
+        type=_int_list,
+        default=None,
+        help="widths of the MLP's hidden layers, encoder order, e.g. 512,256 "
+        "(default 512)",
     )
     train.add_argument(
         "--lstm-filters",
@@ -285,8 +302,9 @@ def load_data(args, with_train=True):
     test = load_digits_images("test", source=source)
     if args.data == "mnist" and test.source == "sklearn":
         raise UsageError(
-            "MNIST is not available here (no TFDS copy, no Keras cache, no "
-            "download); use --data digits, which falls back to scikit-learn's digits"
+            "MNIST is not available here (no VAELIB_MNIST file, no Keras cache, no "
+            "TFDS copy, no download); use --data digits, which falls back to "
+            "scikit-learn's digits"
         )
     train = load_digits_images("train", source=test.source) if with_train else None
     validation = None
@@ -297,16 +315,31 @@ def load_data(args, with_train=True):
         cut = len(order) // 10
         validation = train.images[order[:cut]]
         train_images = train.images[order[cut:]]
+    test_images = test.images
+    binary = getattr(args, "binarize", "none") == "dynamic"
+    if binary:
+        from vaelib.data import STATIC_BINARIZATION_SEED, binarize
+
+        test_images = binarize(test_images, seed=STATIC_BINARIZATION_SEED)
+        if with_train:
+            validation = binarize(validation, seed=STATIC_BINARIZATION_SEED + 1)
     description = (
-        f"{test.source} digits: "
+        f"{test.description}: "
         f"{len(train_images) if with_train else 0} train / "
         f"{0 if validation is None else len(validation)} validation / "
         f"{len(test.images)} test images"
+        + (
+            ", train binarised afresh every epoch, validation and test statically "
+            f"binarised (seeds {STATIC_BINARIZATION_SEED + 1}, "
+            f"{STATIC_BINARIZATION_SEED})"
+            if binary
+            else ", grey pixels (no binarisation)"
+        )
     )
     return Data(
         train_images if with_train else None,
         validation,
-        test.images,
+        test_images,
         description,
         test.source,
     )
@@ -388,7 +421,10 @@ def _build_architecture(args, data_shape):
             seed=args.seed,
         )
     return mlp_vae(
-        input_shape=data_shape, latent_dim=args.latent_dim or 16, seed=args.seed
+        input_shape=data_shape,
+        latent_dim=args.latent_dim or 16,
+        hidden=args.hidden or (512,),
+        seed=args.seed,
     )
 
 
@@ -492,9 +528,14 @@ def _train(args):
     print(f"data: {data.description}")
     video = data.train.ndim == 5
     batch_size = args.batch_size or (16 if video else 64)
+    train_data = data.train
+    if not video and args.binarize == "dynamic":
+        from vaelib.data import dynamically_binarized
+
+        train_data = dynamically_binarized(data.train, batch_size, seed=args.seed)
     result = training.fit_vae(
         lambda: _build_model(args, data.train.shape[1:]),
-        data.train,
+        train_data,
         data.validation,
         epochs=args.epochs,
         batch_size=batch_size,
