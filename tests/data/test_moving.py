@@ -214,15 +214,23 @@ def test_official_moving_mnist_file_round_trips(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (20, 6, 64, 64), dtype=np.uint8)
     path = tmp_path / "mnist_test_seq.npy"
     np.save(path, frames)
-    clips = load_moving_mnist(path)
+    with pytest.raises(ValueError, match="published Moving MNIST file, sha256 c2a3e8"):
+        load_moving_mnist(path)
+    clips = load_moving_mnist(path, check_hash=False)
     assert clips.shape == (6, 20, 64, 64, 1) and clips.dtype == np.float32
     np.testing.assert_array_equal(
         np.round(clips[..., 0] * 255).astype("uint8"), frames.transpose(1, 0, 2, 3)
     )
-    assert load_moving_mnist(path, max_clips=2).shape == (2, 20, 64, 64, 1)
+    assert load_moving_mnist(path, max_clips=2, check_hash=False).shape == (
+        2,
+        20,
+        64,
+        64,
+        1,
+    )
     np.save(tmp_path / "bad.npy", frames.astype("float32"))
     with pytest.raises(ValueError, match="uint8"):
-        load_moving_mnist(tmp_path / "bad.npy")
+        load_moving_mnist(tmp_path / "bad.npy", check_hash=False)
 
 
 def test_cli_writes_moving_digits_to_npz(tmp_path, capsys):
@@ -279,3 +287,25 @@ def test_scaled_keeps_moving_mnists_proportions():
     np.testing.assert_array_equal(
         standard.clips(2), MovingDigits(num_frames=3, seed=3).clips(2)
     )
+
+
+def test_with_mnist_available_clips_use_its_train_and_test_digits(
+    tmp_path, monkeypatch
+):
+    rng = np.random.default_rng(2)
+    arrays = {
+        "x_train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(5, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        "y_test": np.arange(5, 9, dtype=np.uint8),
+    }
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    monkeypatch.delenv("VAELIB_DIGITS_SOURCE", raising=False)
+    monkeypatch.setenv("VAELIB_MNIST", str(tmp_path / "mnist.npz"))
+    for split in ("train", "test"):
+        clips = MovingDigits(num_frames=3, split=split, seed=4)
+        assert clips.digit_source == "mnist-file"
+        # The original recipe: 28x28 digits kept as they are, 64x64 frames.
+        np.testing.assert_array_equal(clips._digits_uint8, arrays[f"x_{split}"])
+        assert set(clips.metadata(20)["labels"].ravel()) <= set(arrays[f"y_{split}"])
+        assert clips.clips(2).shape == (2, 3, 64, 64, 1)

@@ -92,8 +92,10 @@ def _read_mnist_file(path, modified):
                 f"y_train, x_test, y_test. Received: path={path!r} with arrays "
                 f"{sorted(loaded)}"
             )
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(labels) != len(
-            images
+        if (
+            images.ndim != 3
+            or images.shape[1:] != (28, 28)
+            or len(labels) != len(images)
         ):
             raise ValueError(
                 f"Expected x_{split} of shape (n, 28, 28) and y_{split} of shape "
@@ -227,7 +229,7 @@ def load_digits_images(
     The source used is logged and returned as the `.source` attribute. The
     environment variables `VAELIB_DIGITS_SOURCE` (a source name) and
     `VAELIB_OFFLINE=1` (never download) set the defaults of `source` and
-    `download`.
+    `download`; without them, passing `path` means `source="mnist-file"`.
 
     Args:
         split: `"train"` or `"test"`.
@@ -253,7 +255,8 @@ def load_digits_images(
     if split not in SPLITS:
         raise ValueError(f"Expected split in {SPLITS}. Received: split={split!r}")
     if source is None:
-        source = os.environ.get("VAELIB_DIGITS_SOURCE", "auto")
+        default = "mnist-file" if path is not None else "auto"
+        source = os.environ.get("VAELIB_DIGITS_SOURCE", default)
     if source not in SOURCES:
         raise ValueError(f"Expected source in {SOURCES}. Received: source={source!r}")
     if download is None:
@@ -305,7 +308,9 @@ def load_digits_images(
             len(images),
         )
     else:
-        logger.info("Digits %s split: %d images from %s", split, len(images), description)
+        logger.info(
+            "Digits %s split: %d images from %s", split, len(images), description
+        )
     result = DigitImages(images, labels, source)
     result.description = description
     return result
@@ -380,9 +385,7 @@ def dynamically_binarized(images, batch_size=64, shuffle=True, seed=0):
     images = _check_unit_range(images)
     dataset = tf.data.Dataset.from_tensor_slices(images)
     if shuffle:
-        dataset = dataset.shuffle(
-            len(images), seed=seed, reshuffle_each_iteration=True
-        )
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     # One fresh (and reproducible) seed per batch and per epoch.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

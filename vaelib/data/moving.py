@@ -1,10 +1,15 @@
 """Moving digits: Moving-MNIST-style clips made on the fly, deterministic per clip."""
 
+import functools
+import os
+
 import numpy as np
 
 from vaelib.data.digits import load_digits_images, resize_images
 
 SPLITS = ("train", "test")
+# sha256 of the published mnist_test_seq.npy (Srivastava et al., 2015).
+MOVING_MNIST_SHA256 = "c2a3e8d3939c001ab77bf543f130157424efa486bb4d0974d2cebb773b13f8b3"
 
 
 def bounce(positions, free):
@@ -39,6 +44,26 @@ def _as_digit_images(digits, name="digits"):
     return images
 
 
+@functools.lru_cache(maxsize=8)
+def _split_digits(split, digit_size, mnist_path, source):
+    """Digits of one split resized to `digit_size`, read-only, loaded once.
+
+    `mnist_path` and `source` (the environment's `VAELIB_MNIST` and
+    `VAELIB_DIGITS_SOURCE`) are part of the cache key, so changing them loads
+    again. Resizing MNIST's 60,000 training digits takes seconds; the cache
+    makes every further `MovingDigits` of the same split and size instant.
+    """
+    del mnist_path, source  # cache key only; load_digits_images reads them
+    loaded = load_digits_images(split)
+    digits = resize_images(
+        _as_digit_images(loaded.images), digit_size, resample="bilinear"
+    )
+    digits_uint8 = np.round(digits * 255).astype("uint8")
+    for array in (digits, digits_uint8, loaded.labels):
+        array.setflags(write=False)
+    return digits, digits_uint8, loaded.labels, loaded.source
+
+
 class MovingDigits:
     """Clips of digits bouncing inside a square frame (Moving MNIST, made here).
 
@@ -48,8 +73,10 @@ class MovingDigits:
     uniformly from `speed` (pixels per frame), reflected when it reaches a
     wall, and combined with the others by a pixel-wise maximum. With the
     defaults (64x64 frames, 20 frames, two 28x28 digits, 3.6 pixels per frame,
-    i.e. TFDS' normalised speed 0.1 of the 36-pixel free range) this is the
-    Moving MNIST of Srivastava et al. (2015).
+    i.e. TFDS' normalised speed 0.1 of the 36-pixel free range) and MNIST
+    digits (`load_digits_images` finds them, e.g. through `VAELIB_MNIST`), this
+    is the generator of Moving MNIST by Srivastava et al. (2015); it is not
+    their published file `mnist_test_seq.npy` (see `load_moving_mnist`).
 
     Clip `i` depends only on `seed` and `i`: `clips(10)` equals the first ten
     clips of `clips(10_000)`, and so does `clips(10, start=0)` on another
@@ -124,14 +151,16 @@ class MovingDigits:
         self.split = split
         self.seed = int(seed)
         if digits is None:
-            loaded = load_digits_images(split)
-            digits, labels, self.digit_source = (
-                loaded.images,
-                loaded.labels,
-                loaded.source,
+            self.digits, self._digits_uint8, self.labels, self.digit_source = (
+                _split_digits(
+                    split,
+                    self.digit_size,
+                    os.environ.get("VAELIB_MNIST"),
+                    os.environ.get("VAELIB_DIGITS_SOURCE"),
+                )
             )
-        else:
-            self.digit_source = "given"
+            return
+        self.digit_source = "given"
         self.digits = resize_images(
             _as_digit_images(digits), self.digit_size, resample="bilinear"
         )
@@ -300,21 +329,43 @@ class MovingDigits:
         return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
 
-def load_moving_mnist(path, max_clips=None):
+def _sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_moving_mnist(path, max_clips=None, check_hash=True):
     """Loads the official Moving MNIST file (`mnist_test_seq.npy`).
 
     The file of Srivastava et al. (2015) holds uint8 frames of shape
     `(frames, clips, 64, 64)` = `(20, 10000, 64, 64)`, time first. This returns
-    them in the layout of `MovingDigits.clips`.
+    them in the layout of `MovingDigits.clips`. `MovingDigits` follows the
+    same generator but draws its own clips; numbers on this file are the ones
+    to set beside published Moving MNIST results.
 
     Args:
         path: Path of the `.npy` file.
         max_clips: Keep only the first `max_clips` clips (the whole file as
             float32 takes 3.3 GB).
+        check_hash: Check the file's sha256 against the published file's
+            (`MOVING_MNIST_SHA256`) and refuse another file.
 
     Returns:
         float32 array `(clips, frames, 64, 64, 1)` in [0, 1].
     """
+    if check_hash:
+        digest = _sha256(path)
+        if digest != MOVING_MNIST_SHA256:
+            raise ValueError(
+                "Expected the published Moving MNIST file, sha256 "
+                f"{MOVING_MNIST_SHA256}. Received: {path} with sha256 {digest} "
+                "(pass check_hash=False to load another file in its layout)"
+            )
     frames = np.load(path, mmap_mode="r")
     if frames.ndim != 4 or frames.dtype != np.uint8:
         raise ValueError(
