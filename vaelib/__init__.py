@@ -1,10 +1,15 @@
 """vaelib: variational autoencoders for images and video, in Keras 3.
 
-The public names below are imported on first use, so `import vaelib` (and the
-command line's argument checking) does not wait for TensorFlow to load.
+`import vaelib` registers every Keras class of the library (layers and
+models), so `keras.saving.load_model("model.keras", safe_mode=True)` finds
+them in a fresh session. The other public names (losses, metrics, data) are
+imported on first use.
 """
 
 import importlib
+
+import vaelib.layers  # noqa: F401 - registers the layers for keras.saving
+import vaelib.models  # noqa: F401 - registers the models for keras.saving
 
 __version__ = "0.1.0"
 
@@ -15,6 +20,14 @@ _EXPORTS = {
     "gaussian_kl": "vaelib.losses",
     "gaussian_nll": "vaelib.losses",
     "VAE": "vaelib.models",
+    "MLPVAE": "vaelib.models",
+    "ConvVAE": "vaelib.models",
+    "FramewiseVAE": "vaelib.models",
+    "ConvLSTMVAE": "vaelib.models",
+    "ConvLSTMPredictor": "vaelib.models",
+    "convlstm_predictor": "vaelib.models",
+    "predict_frames": "vaelib.models",
+    "upgrade_model": "vaelib.models",
     "conv_vae": "vaelib.models",
     "mlp_vae": "vaelib.models",
     "framewise_vae": "vaelib.models",

@@ -117,10 +117,12 @@ def test_saved_model_loads_back_with_safe_mode_and_gives_identical_outputs(
 
 def test_config_round_trip_keeps_every_argument():
     model = mlp_vae(latent_dim=2, hidden=(16,), likelihood="gaussian", beta=3.0, seed=5)
-    clone = VAE.from_config(model.get_config())
+    clone = type(model).from_config(model.get_config())
     assert (clone.likelihood, clone.decoder_log_var, clone.seed) == ("gaussian", 0.0, 5)
     assert float(to_numpy(clone.beta)) == 3.0
-    assert clone.latent_shape == (2,)
+    assert clone.latent_shape == (2,) and clone.hidden == (16,)
+    plain = VAE(model.encoder, model.decoder, beta=2.0)
+    assert float(to_numpy(VAE.from_config(plain.get_config()).beta)) == 2.0
 
 
 def test_sample_reconstruct_and_decode_are_probabilities(images):

@@ -1,9 +1,13 @@
 """VAE models: the `VAE` base class and builders for each architecture."""
 
 from vaelib.models.base import VAE
-from vaelib.models.conv import conv_vae
-from vaelib.models.mlp import mlp_vae
+from vaelib.models.conv import ConvVAE, conv_vae
+from vaelib.models.legacy import upgrade_model
+from vaelib.models.mlp import MLPVAE, mlp_vae
 from vaelib.models.video import (
+    ConvLSTMPredictor,
+    ConvLSTMVAE,
+    FramewiseVAE,
     convlstm_predictor,
     convlstm_vae,
     copy_last_frame,
@@ -13,6 +17,11 @@ from vaelib.models.video import (
 
 __all__ = [
     "VAE",
+    "ConvLSTMPredictor",
+    "ConvLSTMVAE",
+    "ConvVAE",
+    "FramewiseVAE",
+    "MLPVAE",
     "conv_vae",
     "convlstm_predictor",
     "convlstm_vae",
@@ -20,4 +29,5 @@ __all__ = [
     "framewise_vae",
     "mlp_vae",
     "predict_frames",
+    "upgrade_model",
 ]

@@ -224,11 +224,25 @@ class VAE(keras.Model):
         return -(self.reconstruction_loss(x, decoder_output) + kl)
 
     def get_config(self):
-        config = super().get_config()
+        config = self._vae_config()
         config.update(
             {
                 "encoder": keras.saving.serialize_keras_object(self.encoder),
                 "decoder": keras.saving.serialize_keras_object(self.decoder),
+            }
+        )
+        return config
+
+    def _vae_config(self):
+        """The config of `keras.Model` and of this class, without the networks.
+
+        Architecture subclasses (`MLPVAE`, `ConvLSTMVAE`, ...) build their
+        encoder and decoder from their sizes, so their config holds the sizes
+        instead of the two networks.
+        """
+        config = super().get_config()
+        config.update(
+            {
                 "likelihood": self.likelihood,
                 "decoder_log_var": self.decoder_log_var,
                 "beta": float(ops.convert_to_numpy(self.beta)),

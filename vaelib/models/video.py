@@ -9,15 +9,18 @@ They are `VAE`s: `fit`, `encode`, `decode`, `sample`, `.keras` saving and
 every backend work as for the image models.
 """
 
+import warnings
+
 import keras
 import numpy as np
 
+from vaelib import _arguments
 from vaelib.layers import FusedConvLSTM2D, GaussianHead, PerFrame
 from vaelib.models.base import VAE
 
 
 def _check_clip_shape(input_shape, filters):
-    input_shape = tuple(int(d) for d in input_shape)
+    input_shape = _arguments.positive_ints("input_shape", input_shape)
     if len(input_shape) != 4:
         raise ValueError(
             "Expected input_shape=(num_frames, height, width, channels). "
@@ -83,33 +86,28 @@ def _temporal(features, lstm_filters, name, fast=True, skip=False):
     return keras.layers.Concatenate(name=f"{name}_skip")([features, memory])
 
 
-def _latent_shape(input_shape, filters, latent_dim, num_frames=None):
-    num_frames = input_shape[0] if num_frames is None else num_frames
+def _latent_shape(input_shape, filters, latent_dim):
     factor = 2 ** len(filters)
-    return (num_frames, input_shape[1] // factor, input_shape[2] // factor, latent_dim)
+    return (
+        input_shape[0],
+        input_shape[1] // factor,
+        input_shape[2] // factor,
+        latent_dim,
+    )
 
 
-def _check_decoder_convs(decoder_convs):
-    if int(decoder_convs) < 1:
-        raise ValueError(
-            f"Expected decoder_convs >= 1. Received: decoder_convs={decoder_convs}"
-        )
-    return int(decoder_convs)
-
-
-def _video_vae(
-    input_shape,
-    latent_dim,
-    filters,
-    lstm_filters,
-    decoder_convs,
-    skip,
-    seed,
-    name,
-    fast,
-):
+def _video_sizes(input_shape, latent_dim, filters, decoder_convs):
+    filters = _arguments.positive_ints("filters", filters)
     input_shape = _check_clip_shape(input_shape, filters)
-    decoder_convs = _check_decoder_convs(decoder_convs)
+    latent_dim = _arguments.positive_int("latent_dim", latent_dim)
+    decoder_convs = _arguments.positive_int("decoder_convs", decoder_convs)
+    return input_shape, latent_dim, filters, decoder_convs
+
+
+def _video_networks(
+    input_shape, latent_dim, filters, lstm_filters, decoder_convs, skip, fast
+):
+    """Encoder and decoder of `FramewiseVAE` (no `lstm_filters`) or `ConvLSTMVAE`."""
     inputs = keras.Input(shape=input_shape, name="clip")
     features = _frame_encoder(inputs, filters, fast)
     features = _temporal(features, lstm_filters, "encoder_convlstm", fast, skip)
@@ -127,23 +125,18 @@ def _video_vae(
         )(features)
     outputs = _frame_decoder(features, filters, input_shape[-1], fast, decoder_convs)
     decoder = keras.Model(latent, outputs, name="decoder")
-    return VAE(encoder, decoder, likelihood="bernoulli", seed=seed, name=name)
+    return encoder, decoder
 
 
-def framewise_vae(
-    input_shape=(20, 64, 64, 1),
-    latent_dim=8,
-    filters=(16, 32, 64),
-    decoder_convs=1,
-    seed=None,
-    fast=True,
-):
-    """Builds a convolutional VAE applied to every frame on its own.
+@keras.saving.register_keras_serializable(package="vaelib")
+class FramewiseVAE(VAE):
+    """A convolutional VAE applied to every frame of a clip on its own.
 
     Each frame goes through the same strided convolutions (`PerFrame`),
     gets its own latent map with mean and log-variance, and is decoded by the
     same transposed convolutions. Nothing connects one frame to the next: this
     is the baseline that shows what a video model gains from modelling time.
+    The sizes are the model's config, so a saved model rebuilds itself.
 
     Args:
         input_shape: `(num_frames, height, width, channels)`; height and width
@@ -151,54 +144,77 @@ def framewise_vae(
         latent_dim: Channels of each frame's latent map.
         filters: Filters of the downsampling convolutions, encoder order.
         decoder_convs: Convolutions per resolution in the decoder, as in
-            `convlstm_vae`.
+            `ConvLSTMVAE`.
         seed: Seed of the sampling noise.
         fast: Apply per-frame layers with `vaelib.layers.PerFrame`; `False`
             uses `keras.layers.TimeDistributed` (same model, slower).
-
-    Returns:
-        A `VAE` whose latent shape is `(num_frames, height / 2**len(filters),
-        width / 2**len(filters), latent_dim)`.
+        beta: Weight of the KL term, see `VAE`.
+        **kwargs: Standard `keras.Model` arguments (`name`, ...).
 
     Example:
 
-    >>> model = framewise_vae(input_shape=(10, 32, 32, 1), latent_dim=4)
+    >>> model = FramewiseVAE(input_shape=(10, 32, 32, 1), latent_dim=4)
     >>> model.latent_shape
     (10, 4, 4, 4)
 
     Introduced in: course/07_framewise_video_vae.ipynb
     """
-    return _video_vae(
-        input_shape,
-        latent_dim,
-        tuple(filters),
-        None,
-        decoder_convs,
-        False,
-        seed,
-        "framewise_vae",
-        fast,
-    )
+
+    def __init__(
+        self,
+        input_shape=(20, 64, 64, 1),
+        latent_dim=8,
+        filters=(16, 32, 64),
+        decoder_convs=1,
+        seed=None,
+        fast=True,
+        beta=1.0,
+        **kwargs,
+    ):
+        input_shape, latent_dim, filters, decoder_convs = _video_sizes(
+            input_shape, latent_dim, filters, decoder_convs
+        )
+        encoder, decoder = _video_networks(
+            input_shape, latent_dim, filters, None, decoder_convs, False, bool(fast)
+        )
+        kwargs.setdefault("name", "framewise_vae")
+        super().__init__(encoder, decoder, beta=beta, seed=seed, **kwargs)
+        self.latent_dim = latent_dim
+        self.filters = filters
+        self.decoder_convs = decoder_convs
+        self.fast = bool(fast)
+
+    def get_config(self):
+        config = self._vae_config()
+        # Bernoulli pixels only: not arguments of the video models.
+        del config["likelihood"], config["decoder_log_var"]
+        config.update(
+            {
+                "input_shape": list(self.data_shape),
+                "latent_dim": self.latent_dim,
+                "filters": list(self.filters),
+                "decoder_convs": self.decoder_convs,
+                "fast": self.fast,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
-def convlstm_vae(
-    input_shape=(20, 64, 64, 1),
-    latent_dim=8,
-    filters=(16, 32, 64),
-    lstm_filters=64,
-    decoder_convs=1,
-    skip=False,
-    seed=None,
-    fast=True,
-):
-    """Builds a video VAE with ConvLSTM layers over time in encoder and decoder.
+@keras.saving.register_keras_serializable(package="vaelib")
+class ConvLSTMVAE(VAE):
+    """A video VAE with ConvLSTM layers over time in encoder and decoder.
 
     Encoder: per-frame strided convolutions, then a `ConvLSTM2D` that reads
     the frames in order (each frame's features now depend on the frames before
     it), then a `GaussianHead` giving each frame a latent map with its own mean
     and log-variance (linear, no ReLU). Decoder: a `ConvLSTM2D` over the latent
     maps, then per-frame transposed convolutions to pixel logits. The loss is
-    the ELBO with the KL summed over frames, positions and channels.
+    the ELBO with the KL summed over frames, positions and channels. The sizes
+    are the model's config, so a saved model rebuilds itself.
 
     Args:
         input_shape: `(num_frames, height, width, channels)`; height and width
@@ -223,9 +239,285 @@ def convlstm_vae(
             batch). `False` builds the same model, with interchangeable
             weights, from `keras.layers.ConvLSTM2D` and `TimeDistributed`:
             slower (see `benchmarks/video_throughput.py`).
+        beta: Weight of the KL term, see `VAE`.
+        **kwargs: Standard `keras.Model` arguments (`name`, ...).
+
+    Example:
+
+    >>> model = ConvLSTMVAE(input_shape=(10, 32, 32, 1), latent_dim=4)
+    >>> model.decoder.output_shape
+    (None, 10, 32, 32, 1)
+
+    Introduced in: course/08_convlstm_video_vae.ipynb
+    """
+
+    def __init__(
+        self,
+        input_shape=(20, 64, 64, 1),
+        latent_dim=8,
+        filters=(16, 32, 64),
+        lstm_filters=64,
+        decoder_convs=1,
+        skip=False,
+        seed=None,
+        fast=True,
+        beta=1.0,
+        **kwargs,
+    ):
+        input_shape, latent_dim, filters, decoder_convs = _video_sizes(
+            input_shape, latent_dim, filters, decoder_convs
+        )
+        lstm_filters = _arguments.positive_int("lstm_filters", lstm_filters)
+        encoder, decoder = _video_networks(
+            input_shape,
+            latent_dim,
+            filters,
+            lstm_filters,
+            decoder_convs,
+            bool(skip),
+            bool(fast),
+        )
+        kwargs.setdefault("name", "convlstm_vae")
+        super().__init__(encoder, decoder, beta=beta, seed=seed, **kwargs)
+        self.latent_dim = latent_dim
+        self.filters = filters
+        self.lstm_filters = lstm_filters
+        self.decoder_convs = decoder_convs
+        self.skip = bool(skip)
+        self.fast = bool(fast)
+
+    def get_config(self):
+        config = self._vae_config()
+        # Bernoulli pixels only: not arguments of the video models.
+        del config["likelihood"], config["decoder_log_var"]
+        config.update(
+            {
+                "input_shape": list(self.data_shape),
+                "latent_dim": self.latent_dim,
+                "filters": list(self.filters),
+                "lstm_filters": self.lstm_filters,
+                "decoder_convs": self.decoder_convs,
+                "skip": self.skip,
+                "fast": self.fast,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="vaelib")
+class ConvLSTMPredictor(VAE):
+    """A ConvLSTM VAE that reconstructs the first frames and predicts the rest.
+
+    The model takes whole clips, but its encoder crops them to the first
+    `context_frames` frames (`Cropping3D`) before anything else: the frames it
+    is asked to predict never reach it, in training or at test time. The
+    posterior covers the context frames; the latents of the future frames are
+    drawn from the prior N(0, I) (their mean and log-variance are padded with
+    zeros, so their KL is 0). The decoder's ConvLSTM carries what it learned
+    from the context into the future frames. The loss is the same ELBO: the
+    reconstruction term over all frames (context reconstructed, future
+    predicted) plus the KL of the context latents. `context_frames` and the
+    sizes are the model's config, so a saved predictor knows its context.
+
+    Args:
+        input_shape: `(num_frames, height, width, channels)`.
+        context_frames: Frames the model sees, `0 < context_frames < num_frames`.
+        latent_dim, filters, lstm_filters, decoder_convs, skip, seed, fast,
+            beta: as in `ConvLSTMVAE`.
+        **kwargs: Standard `keras.Model` arguments (`name`, ...).
+
+    Example:
+
+    >>> model = ConvLSTMPredictor(input_shape=(10, 32, 32, 1), context_frames=5)
+    >>> model.latent_shape, model.context_frames
+    ((10, 4, 4, 8), 5)
+
+    Introduced in: course/09_video_applications.ipynb
+    """
+
+    def __init__(
+        self,
+        input_shape=(20, 64, 64, 1),
+        context_frames=10,
+        latent_dim=8,
+        filters=(16, 32, 64),
+        lstm_filters=64,
+        decoder_convs=1,
+        skip=False,
+        seed=None,
+        fast=True,
+        beta=1.0,
+        **kwargs,
+    ):
+        input_shape, latent_dim, filters, decoder_convs = _video_sizes(
+            input_shape, latent_dim, filters, decoder_convs
+        )
+        lstm_filters = _arguments.positive_int("lstm_filters", lstm_filters)
+        context_frames = _arguments.positive_int("context_frames", context_frames)
+        num_frames = input_shape[0]
+        if not context_frames < num_frames:
+            raise ValueError(
+                f"Expected 0 < context_frames < num_frames={num_frames}. "
+                f"Received: context_frames={context_frames}"
+            )
+        skip, fast = bool(skip), bool(fast)
+        future_frames = num_frames - context_frames
+
+        inputs = keras.Input(shape=input_shape, name="clip")
+        # (batch, context_frames, height, width, channels): the future is cut off.
+        context = keras.layers.Cropping3D(
+            ((0, future_frames), (0, 0), (0, 0)), name="context"
+        )(inputs)
+        features = _frame_encoder(context, filters, fast)
+        features = _temporal(features, lstm_filters, "encoder_convlstm", fast, skip)
+        z_mean, z_log_var = GaussianHead(latent_dim, name="posterior")(features)
+        # (batch, num_frames, h, w, latent_dim): the prior's 0 and 0 for the future.
+        prior_padding = ((0, future_frames), (0, 0), (0, 0))
+        z_mean = keras.layers.ZeroPadding3D(prior_padding, name="future_mean")(z_mean)
+        z_log_var = keras.layers.ZeroPadding3D(prior_padding, name="future_log_var")(
+            z_log_var
+        )
+        encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+
+        latent = keras.Input(
+            shape=_latent_shape(input_shape, filters, latent_dim), name="z"
+        )
+        features = _temporal(latent, lstm_filters, "decoder_convlstm", fast, skip)
+        outputs = _frame_decoder(
+            features, filters, input_shape[-1], fast, decoder_convs
+        )
+        decoder = keras.Model(latent, outputs, name="decoder")
+
+        kwargs.setdefault("name", "convlstm_predictor")
+        super().__init__(encoder, decoder, beta=beta, seed=seed, **kwargs)
+        self.context_frames = context_frames
+        self.latent_dim = latent_dim
+        self.filters = filters
+        self.lstm_filters = lstm_filters
+        self.decoder_convs = decoder_convs
+        self.skip = skip
+        self.fast = fast
+
+    @property
+    def future_frames(self):
+        """Frames predicted after the context, `num_frames - context_frames`."""
+        return self.data_shape[0] - self.context_frames
+
+    def predict_frames(self, context):
+        """Predicts the `future_frames` frames after `context`.
+
+        Args:
+            context: Clips `(batch, context_frames, height, width, channels)`
+                in [0, 1], exactly `context_frames` frames long.
+
+        Returns:
+            Numpy probabilities `(batch, future_frames, height, width,
+            channels)`: the decoder's mean for the future frames, with the
+            future latents at the prior's mean.
+        """
+        context = np.asarray(context)
+        expected = (self.context_frames,) + self.data_shape[1:]
+        if context.ndim != 5 or context.shape[1:] != expected:
+            frames = context.shape[1] if context.ndim > 1 else None
+            raise ValueError(
+                f"Expected context clips of shape (batch_size, "
+                f"{', '.join(map(str, expected))}): this predictor's "
+                f"context_frames={self.context_frames}. Received: {frames} "
+                f"context frames, shape={context.shape}"
+            )
+        padded = np.zeros((len(context),) + self.data_shape, "float32")
+        padded[:, : self.context_frames] = context
+        reconstruction = self.reconstruct(padded)
+        return keras.ops.convert_to_numpy(reconstruction)[:, self.context_frames :]
+
+    def get_config(self):
+        config = self._vae_config()
+        # Bernoulli pixels only: not arguments of the video models.
+        del config["likelihood"], config["decoder_log_var"]
+        config.update(
+            {
+                "input_shape": list(self.data_shape),
+                "context_frames": self.context_frames,
+                "latent_dim": self.latent_dim,
+                "filters": list(self.filters),
+                "lstm_filters": self.lstm_filters,
+                "decoder_convs": self.decoder_convs,
+                "skip": self.skip,
+                "fast": self.fast,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def framewise_vae(
+    input_shape=(20, 64, 64, 1),
+    latent_dim=8,
+    filters=(16, 32, 64),
+    decoder_convs=1,
+    seed=None,
+    fast=True,
+):
+    """Builds a `FramewiseVAE`: a convolutional VAE applied to every frame alone.
+
+    Args:
+        input_shape: `(num_frames, height, width, channels)`; height and width
+            divisible by `2 ** len(filters)`.
+        latent_dim: Channels of each frame's latent map.
+        filters: Filters of the downsampling convolutions, encoder order.
+        decoder_convs: Convolutions per resolution in the decoder.
+        seed: Seed of the sampling noise.
+        fast: `PerFrame` (True) or `keras.layers.TimeDistributed` (False).
 
     Returns:
-        A `VAE`.
+        A `FramewiseVAE` whose latent shape is `(num_frames, height /
+        2**len(filters), width / 2**len(filters), latent_dim)`.
+
+    Example:
+
+    >>> model = framewise_vae(input_shape=(10, 32, 32, 1), latent_dim=4)
+    >>> model.latent_shape
+    (10, 4, 4, 4)
+
+    Introduced in: course/07_framewise_video_vae.ipynb
+    """
+    return FramewiseVAE(
+        input_shape=input_shape,
+        latent_dim=latent_dim,
+        filters=filters,
+        decoder_convs=decoder_convs,
+        seed=seed,
+        fast=fast,
+    )
+
+
+def convlstm_vae(
+    input_shape=(20, 64, 64, 1),
+    latent_dim=8,
+    filters=(16, 32, 64),
+    lstm_filters=64,
+    decoder_convs=1,
+    skip=False,
+    seed=None,
+    fast=True,
+):
+    """Builds a `ConvLSTMVAE`: ConvLSTM layers over time in encoder and decoder.
+
+    Args:
+        input_shape: `(num_frames, height, width, channels)`; height and width
+            divisible by `2 ** len(filters)`.
+        latent_dim, filters, lstm_filters, decoder_convs, skip, seed, fast:
+            see `ConvLSTMVAE`.
+
+    Returns:
+        A `ConvLSTMVAE`, not yet compiled.
 
     Example:
 
@@ -235,16 +527,15 @@ def convlstm_vae(
 
     Introduced in: course/08_convlstm_video_vae.ipynb
     """
-    return _video_vae(
-        input_shape,
-        latent_dim,
-        tuple(filters),
-        int(lstm_filters),
-        decoder_convs,
-        skip,
-        seed,
-        "convlstm_vae",
-        fast,
+    return ConvLSTMVAE(
+        input_shape=input_shape,
+        latent_dim=latent_dim,
+        filters=filters,
+        lstm_filters=lstm_filters,
+        decoder_convs=decoder_convs,
+        skip=skip,
+        seed=seed,
+        fast=fast,
     )
 
 
@@ -259,26 +550,17 @@ def convlstm_predictor(
     seed=None,
     fast=True,
 ):
-    """Builds a ConvLSTM VAE that reconstructs the first frames and predicts the rest.
-
-    The model takes whole clips, but its encoder crops them to the first
-    `context_frames` frames (`Cropping3D`) before anything else: the frames it
-    is asked to predict never reach it, in training or at test time. The
-    posterior covers the context frames; the latents of the future frames are
-    drawn from the prior N(0, I) (their mean and log-variance are padded with
-    zeros, so their KL is 0). The decoder's ConvLSTM carries what it learned
-    from the context into the future frames. The loss is the same ELBO: the
-    reconstruction term over all frames (context reconstructed, future
-    predicted) plus the KL of the context latents.
+    """Builds a `ConvLSTMPredictor`: reconstructs the context, predicts the rest.
 
     Args:
         input_shape: `(num_frames, height, width, channels)`.
         context_frames: Frames the model sees, `0 < context_frames < num_frames`.
         latent_dim, filters, lstm_filters, decoder_convs, skip, seed, fast:
-            as in `convlstm_vae`.
+            as in `ConvLSTMVAE`.
 
     Returns:
-        A `VAE`. Use `predict_frames(model, context)` for predictions.
+        A `ConvLSTMPredictor`. Use `predict_frames(model, context)` for
+        predictions.
 
     Example:
 
@@ -288,69 +570,67 @@ def convlstm_predictor(
 
     Introduced in: course/09_video_applications.ipynb
     """
-    filters = tuple(filters)
-    input_shape = _check_clip_shape(input_shape, filters)
-    decoder_convs = _check_decoder_convs(decoder_convs)
-    num_frames = input_shape[0]
-    if not 0 < int(context_frames) < num_frames:
-        raise ValueError(
-            f"Expected 0 < context_frames < num_frames={num_frames}. "
-            f"Received: context_frames={context_frames}"
-        )
-    future_frames = num_frames - int(context_frames)
-
-    inputs = keras.Input(shape=input_shape, name="clip")
-    # (batch, context_frames, height, width, channels): the future is cut off here.
-    context = keras.layers.Cropping3D(
-        ((0, future_frames), (0, 0), (0, 0)), name="context"
-    )(inputs)
-    features = _frame_encoder(context, filters, fast)
-    features = _temporal(features, int(lstm_filters), "encoder_convlstm", fast, skip)
-    z_mean, z_log_var = GaussianHead(latent_dim, name="posterior")(features)
-    # (batch, num_frames, h, w, latent_dim): the prior's 0 and 0 for future frames.
-    prior_padding = ((0, future_frames), (0, 0), (0, 0))
-    z_mean = keras.layers.ZeroPadding3D(prior_padding, name="future_mean")(z_mean)
-    z_log_var = keras.layers.ZeroPadding3D(prior_padding, name="future_log_var")(
-        z_log_var
-    )
-    encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
-
-    latent = keras.Input(
-        shape=_latent_shape(input_shape, filters, latent_dim), name="z"
-    )
-    features = _temporal(latent, int(lstm_filters), "decoder_convlstm", fast, skip)
-    outputs = _frame_decoder(features, filters, input_shape[-1], fast, decoder_convs)
-    decoder = keras.Model(latent, outputs, name="decoder")
-    return VAE(
-        encoder, decoder, likelihood="bernoulli", seed=seed, name="convlstm_predictor"
+    return ConvLSTMPredictor(
+        input_shape=input_shape,
+        context_frames=context_frames,
+        latent_dim=latent_dim,
+        filters=filters,
+        lstm_filters=lstm_filters,
+        decoder_convs=decoder_convs,
+        skip=skip,
+        seed=seed,
+        fast=fast,
     )
 
 
 def predict_frames(model, context):
-    """Predicts the frames after `context` with a `convlstm_predictor`.
+    """Predicts the frames after `context` with a `ConvLSTMPredictor`.
 
     Args:
-        model: A model from `convlstm_predictor`.
-        context: Clips `(batch, context_frames, height, width, 1)` in [0, 1].
+        model: A `ConvLSTMPredictor` (from `convlstm_predictor`). A predictor
+            loaded from an old-format file (a plain `VAE`) is converted first,
+            with a warning; `python -m vaelib upgrade-model` converts the file.
+        context: Clips `(batch, context_frames, height, width, 1)` in [0, 1],
+            exactly `model.context_frames` frames long.
 
     Returns:
         Probabilities `(batch, num_frames - context_frames, height, width, 1)`:
         the decoder's mean for the future frames, with the future latents at
         the prior's mean.
+
+    Example:
+
+    >>> model = convlstm_predictor(input_shape=(4, 16, 16, 1), context_frames=3,
+    ...                            filters=(8,), lstm_filters=8)
+    >>> predict_frames(model, np.zeros((2, 3, 16, 16, 1), "float32")).shape
+    (2, 1, 16, 16, 1)
     """
-    context = np.asarray(context, dtype="float32")
-    num_frames = model.data_shape[0]
-    if context.ndim != 5 or not 0 < context.shape[1] < num_frames:
-        raise ValueError(
-            "Expected context clips (batch, context_frames, height, width, 1) with "
-            f"fewer than {num_frames} frames. Received: shape={context.shape}"
+    if not isinstance(model, ConvLSTMPredictor):
+        from vaelib.models.legacy import is_legacy, upgrade_model
+
+        if not (is_legacy(model) and model.name == "convlstm_predictor"):
+            raise ValueError(
+                "Expected a ConvLSTMPredictor (from convlstm_predictor). "
+                f"Received: {type(model).__name__} named {model.name!r}"
+            )
+        warnings.warn(
+            "predict_frames: an old-format predictor (a plain VAE); converting it "
+            "in memory. Convert the file once with `python -m vaelib "
+            "upgrade-model OLD.keras --out NEW.keras`.",
+            stacklevel=2,
         )
-    padded = np.zeros((len(context),) + model.data_shape, "float32")
-    padded[:, : context.shape[1]] = context
-    return keras.ops.convert_to_numpy(model.reconstruct(padded))[:, context.shape[1] :]
+        model = upgrade_model(model)
+    return model.predict_frames(context)
 
 
 def copy_last_frame(context, future_frames):
-    """The baseline predictor: repeat the last context frame `future_frames` times."""
+    """The baseline predictor: repeat the last context frame `future_frames` times.
+
+    Example:
+
+    >>> copy_last_frame(np.arange(6.0).reshape(1, 3, 2, 1, 1), 2)[0, :, :, 0, 0]
+    array([[4., 5.],
+           [4., 5.]])
+    """
     context = np.asarray(context)
     return np.repeat(context[:, -1:], int(future_frames), axis=1)
