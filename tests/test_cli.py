@@ -17,7 +17,7 @@ from vaelib.cli import main
             "--epochs: expected a positive integer",
         ),
         (["train", "--model", "resnet", "--out", "x"], "invalid choice: 'resnet'"),
-        (["train", "--beta", "-1", "--out", "x"], "--beta: expected a number >= 0"),
+        (["train", "--beta", "-1", "--out", "x"], "--beta: expected a finite number"),
         (["fly"], "invalid choice: 'fly'"),
         (["train", "--model", "convlstm", "--data", "digits"], "needs --data moving-"),
         (["train", "--model", "mlp", "--data", "moving-digits"], "needs --data digits"),
@@ -34,14 +34,42 @@ from vaelib.cli import main
             "--skip applies to --model convlstm",
         ),
         (["train", "--lr-schedule", "step"], "invalid choice: 'step'"),
+        (["train", "--beta", "inf"], "--beta: expected a finite number >= 0"),
+        (["train", "--learning-rate", "nan"], "--learning-rate: expected a finite"),
+        (["train", "--seed", "-1"], "--seed: expected an integer >= 0, got '-1'"),
+        (["evaluate", "--model-path", "m.h5"], "--model-path: expected a .keras"),
+        (
+            ["train", "--model", "convlstm", "--frame-size", "18", "--out", "x"],
+            "--frame-size must be divisible by 4",
+        ),
+        (["train", "--model", "conv", "--hidden", "8"], "--hidden applies to --model"),
+        (["upgrade-model", "missing.keras"], "no such model file"),
     ],
 )
-def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason):
+def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason, capsys):
+    try:
+        status = main(argv)
+    except SystemExit as exit:
+        status = exit.code
+    error = capsys.readouterr().err
+    assert status == 2
+    assert reason in error
+    assert len(error.strip().splitlines()) == 1, error
+
+
+@pytest.mark.parametrize(
+    "argv, reason",
+    [
+        (["train", "--epochs", "0", "--out", "x"], "--epochs: expected a positive"),
+        (["train", "--model", "conv", "--filters", "8,x"], "comma-separated"),
+    ],
+)
+def test_a_fresh_process_prints_one_line_and_no_traceback(argv, reason):
     result = subprocess.run(
         [sys.executable, "-m", "vaelib", *argv],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert result.returncode == 2
     assert reason in result.stderr
@@ -135,10 +163,71 @@ def test_init_weights_starts_from_a_saved_model_and_rejects_another_shape(
 
     wrong = [*base, "--epochs", "1", "--latent-dim", "3", *init]
     assert main([*wrong, "--out", str(tmp_path / "wrong")]) == 2
-    assert "does not fit this --model" in capsys.readouterr().err
+    assert "--latent-dim 3 differs from the --init-weights model's latent_dim=4" in (
+        capsys.readouterr().err
+    )
+    wrong = [*base, "--model", "conv", *init]
+    assert main([*wrong, "--out", str(tmp_path / "wrong")]) == 2
+    assert "--model conv differs from the --init-weights model" in (
+        capsys.readouterr().err
+    )
     missing = ["--init-weights", str(tmp_path / "none.keras")]
     assert main([*base, *missing, "--out", str(tmp_path / "missing")]) == 2
     assert "no such --init-weights file" in capsys.readouterr().err
+
+
+def test_init_weights_takes_the_sizes_from_the_file_and_honours_beta(tmp_path, capsys):
+    first = tmp_path / "first"
+    argv = ["train", "--model", "conv", "--source", "sklearn", "--iwae-k", "2"]
+    argv += ["--epochs", "1", "--latent-dim", "3", "--filters", "4,8"]
+    assert main([*argv, "--out", str(first)]) == 0
+    init = ["--init-weights", str(first / "model.keras")]
+    again = tmp_path / "again"
+    tune = ["train", "--source", "sklearn", "--iwae-k", "2", "--epochs", "1"]
+    assert main([*tune, *init, "--beta", "0.25", "--out", str(again)]) == 0
+    capsys.readouterr()
+    metrics = json.loads((again / "metrics.json").read_text())
+    assert metrics["model"] == "conv" and metrics["beta"] == 0.25
+    assert metrics["config"]["latent_dim"] == 3
+    assert metrics["config"]["filters"] == [4, 8]
+    loaded = keras.saving.load_model(again / "model.keras", safe_mode=True)
+    assert float(keras.ops.convert_to_numpy(loaded.beta)) == 0.25
+
+
+def test_training_that_diverges_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
+    from vaelib.commands import run
+    from vaelib.training import TrainingDiverged
+
+    def diverge(*args):
+        raise TrainingDiverged("Training stopped: the loss became nan at epoch 1.")
+
+    monkeypatch.setattr(run, "_fit", diverge)
+    argv = ["train", "--source", "sklearn", "--out", str(tmp_path / "run")]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert "the loss became nan" in error and len(error.strip().splitlines()) == 1
+
+
+def test_evaluate_refuses_a_keras_file_that_is_not_a_vaelib_vae(tmp_path, capsys):
+    path = tmp_path / "dense.keras"
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(path)
+    assert main(["evaluate", "--model-path", str(path)]) == 2
+    assert "is not a vaelib VAE: it holds a Sequential" in capsys.readouterr().err
+
+
+def test_upgrade_model_converts_an_old_format_file(tmp_path, capsys):
+    from pathlib import Path
+
+    from vaelib.models import ConvLSTMPredictor
+
+    old = Path(__file__).parent / "models" / "legacy" / "predictor.keras"
+    new = tmp_path / "predictor.keras"
+    assert main(["upgrade-model", str(old), "--out", str(new)]) == 0
+    assert "outputs identical" in capsys.readouterr().out
+    model = keras.saving.load_model(new, safe_mode=True)
+    assert isinstance(model, ConvLSTMPredictor) and model.context_frames == 3
+    assert main(["upgrade-model", str(new)]) == 2
+    assert "nothing to convert" in capsys.readouterr().err
 
 
 def test_mnist_without_mnist_says_to_use_digits(capsys):
@@ -165,10 +254,20 @@ def test_video_models_train_evaluate_and_generate(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "predictor" and metrics["train_frames_per_second"] > 0
     assert 0 < metrics["reconstruction_ssim"] <= 1
-    assert metrics["prediction_psnr"] > 0 and metrics["copy_last_frame_psnr"] > 0
+    assert metrics["config"]["context_frames"] == 2
 
     model_path = str(out / "model.keras")
-    model = keras.saving.load_model(model_path)
+    model = keras.saving.load_model(model_path, safe_mode=True)
+    # The table's prediction numbers are the model's, on the held-out clips.
+    from vaelib.data import MovingDigits
+    from vaelib.metrics import evaluate_prediction
+    from vaelib.models import copy_last_frame
+
+    clips = MovingDigits.scaled(16, num_frames=4, split="test", seed=1).clips(8)
+    ours = evaluate_prediction(clips[:, 2:], model.predict_frames(clips[:, :2]))
+    baseline = evaluate_prediction(clips[:, 2:], copy_last_frame(clips[:, :2], 2))
+    assert metrics["prediction_psnr"] == pytest.approx(ours["psnr"], rel=1e-4)
+    assert metrics["copy_last_frame_psnr"] == pytest.approx(baseline["psnr"])
     assert model.latent_shape == (4, 4, 4, 8)  # 16x16 frames halved twice by 8,16
     lstm = model.encoder.get_layer("encoder_convlstm")
     assert lstm.filters == 12

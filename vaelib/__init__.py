@@ -7,11 +7,16 @@ imported on first use.
 """
 
 import importlib
-
-import vaelib.layers  # noqa: F401 - registers the layers for keras.saving
-import vaelib.models  # noqa: F401 - registers the models for keras.saving
+import sys
 
 __version__ = "0.1.0"
+
+# `python -m vaelib` imports this package while sys.argv[0] is still "-m"
+# (Python documents it): the command line then checks its arguments before
+# loading Keras, and its commands import the models themselves.
+if getattr(sys, "argv", [""])[:1] != ["-m"]:
+    import vaelib.layers  # noqa: F401 - registers the layers for keras.saving
+    import vaelib.models  # noqa: F401 - registers the models for keras.saving
 
 _EXPORTS = {
     "GaussianHead": "vaelib.layers",
@@ -25,6 +30,8 @@ _EXPORTS = {
     "FramewiseVAE": "vaelib.models",
     "ConvLSTMVAE": "vaelib.models",
     "ConvLSTMPredictor": "vaelib.models",
+    "LearnedPriorVAE": "vaelib.models",
+    "learned_prior_vae": "vaelib.models",
     "convlstm_predictor": "vaelib.models",
     "predict_frames": "vaelib.models",
     "upgrade_model": "vaelib.models",

@@ -29,8 +29,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-STRATEGIES = ("auto", "none", "one-device", "mirrored", "multiworker")
-PRECISIONS = ("off", "auto", "float16", "bfloat16")
+from vaelib.choices import PRECISIONS, STRATEGIES
 
 
 def _tf_config():
@@ -385,7 +384,7 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             loss = float(np.asarray(logs["loss"]))
             hint = (
                 f" The last good epoch is backed up in {self.backup_dir}."
-                if self.backup_dir
+                if self.backup_dir and os.path.isdir(self.backup_dir)
                 else ""
             )
             raise TrainingDiverged(
