@@ -1,44 +1,79 @@
 """Checks for assignments: each exercises a learner's answer and explains faults.
 
-Every check draws its own inputs (random shapes and values from a seed the
-learner does not choose), compares with an independent reference where there
-is one, and raises an `AssertionError` whose message says what is wrong and
-gives a hint. A check that passes returns a short message saying what it
-verified (the grader prints it).
+Every check draws its own inputs, compares with an independent reference
+(a float64 formula, an analytic gradient, a baseline measured in the same
+call), and raises an `AssertionError` whose message says what is wrong and
+hints at the fix, without printing the expected values. A check that passes
+returns a short message saying what it verified.
+
+Each check takes `seed`. Without one it uses the public `SEED`: these are the
+visible tests learners run while they work. The hidden tests in the
+assignments' source notebooks pass `seed=grading_seed()`, a number chosen when
+grading (`python -m vaelib grade` sets `$VAELIB_GRADING_SEED`, random unless
+the instructor fixes it), so no answer can be tuned to inputs known in
+advance.
 
     >>> from vaelib import checks
     >>> checks.check_gaussian_kl(my_gaussian_kl)
-    'gaussian_kl: correct on 6 random shapes (up to 4-D), values and signs.'
+    'gaussian_kl: values on 6 random shapes (up to 4-D) and gradients correct.'
 
 | check | task |
 | --- | --- |
-| `check_sampling` | the reparameterisation trick |
-| `check_gaussian_kl` | the analytic KL to N(0, I) |
-| `check_vae_loss` | the negative ELBO of a Bernoulli VAE, per example |
+| `check_sampling` | the reparameterisation trick: moments, Gaussian noise, gradients |
+| `check_gaussian_kl` | the analytic KL to N(0, I), values and gradients |
+| `check_vae_loss` | the negative ELBO of a Bernoulli VAE, values and gradients |
 | `check_encoder` | an encoder with mean and log-variance heads |
-| `check_trained_image_vae` | a trained VAE reaching a held-out ELBO |
-| `check_frame_predictor` | a video predictor that beats copy-last-frame |
+| `check_trained_image_vae` | a trained VAE reaching a held-out ELBO, measured here |
+| `check_frame_predictor` | a video predictor beating simple baselines on new clips |
+| `check_written_by_hand` | an answer that is not `vaelib`'s own implementation |
 
-Grading a folder of submitted notebooks: `python -m vaelib grade FOLDER`
-(`grade_folder` and `format_grades` here). Writing a new check: see
+Grading submitted notebooks with nbgrader: `vaelib.grading` and
 course/INSTRUCTORS.md.
 
 Introduced in: course/assignments/
 """
 
+import inspect
 import math
-import pathlib
-import re
-import time
-from typing import NamedTuple
+import os
+import secrets
+import types
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
-from vaelib.losses import gaussian_kl as reference_gaussian_kl
+from vaelib.grading import GRADING_SEED_VARIABLE
 
 SEED = 20_261_124
+
+# Held-out negative ELBO (nats per image) a trained conv VAE must reach, per
+# digit source: MNIST is harder to compress than scikit-learn's smooth digits.
+IMAGE_VAE_TARGETS = {"mnist": 135.0, "sklearn": 150.0}
+
+# A frame predictor's MSE per frame must be at most this fraction of the best
+# of the blank-frame, context-mean and copy-last-frame baselines (calibrated on
+# the reference solution of assignment 4, which scores about 0.75).
+PREDICTOR_MARGIN = 0.85
+
+
+def grading_seed():
+    """The seed of the hidden tests: `$VAELIB_GRADING_SEED`, else a fresh one."""
+    value = os.environ.get(GRADING_SEED_VARIABLE, "").strip()
+    if value:
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(
+                f"Expected ${GRADING_SEED_VARIABLE} to be an integer. "
+                f"Received: {value!r}"
+            ) from None
+    return secrets.randbelow(2**31)
+
+
+def _rng(seed, offset):
+    return np.random.default_rng([offset, SEED if seed is None else int(seed)])
 
 
 def _numpy(value):
@@ -51,7 +86,9 @@ def _fail(message):
 
 def _call(function, *args, name):
     try:
-        return function(*args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return function(*args)
     except NotImplementedError:
         _fail(f"{name} is not written yet: it raised NotImplementedError.")
 
@@ -68,23 +105,158 @@ def _reference_kl(z_mean, z_log_var):
     return 0.5 * np.sum(np.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var, axis=axes)
 
 
-def check_sampling(sample):
+def _gradients(function, inputs, weights, name):
+    """`function(*inputs)` and the gradients of `sum(weights * output)`.
+
+    Computed by the backend's autodiff; an input that the output does not
+    depend on differentiably (NumPy code, a constant) gets `None`.
+    """
+    backend = keras.backend.backend()
+    weights = np.asarray(weights, "float32")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if backend == "tensorflow":
+                import tensorflow as tf
+
+                tensors = [tf.constant(x) for x in inputs]
+                with tf.GradientTape() as tape:
+                    for tensor in tensors:
+                        tape.watch(tensor)
+                    output = tf.cast(
+                        tf.convert_to_tensor(function(*tensors)), "float32"
+                    )
+                    total = tf.reduce_sum(output * weights)
+                gradients = tape.gradient(total, tensors)
+            elif backend == "jax":
+                import jax
+
+                def as_float(*arguments):
+                    return jax.numpy.asarray(function(*arguments), "float32")
+
+                with keras.StatelessScope():
+                    output, backward = jax.vjp(
+                        as_float, *(jax.numpy.asarray(x) for x in inputs)
+                    )
+                    gradients = backward(jax.numpy.broadcast_to(weights, output.shape))
+            elif backend == "torch":
+                import torch
+
+                tensors = [torch.tensor(x, requires_grad=True) for x in inputs]
+                output = torch.as_tensor(function(*tensors)).float()
+                if output.requires_grad:
+                    (output * torch.as_tensor(weights)).sum().backward()
+                gradients = [tensor.grad for tensor in tensors]
+                output = output.detach()
+            else:
+                raise NotImplementedError(f"no autodiff for backend {backend}")
+    except NotImplementedError:
+        _fail(f"{name} is not written yet: it raised NotImplementedError.")
+    except Exception as error:  # noqa: BLE001 - NumPy code under a tracer fails
+        _fail(
+            f"{name} cannot be differentiated ({type(error).__name__}): write it "
+            "with keras.ops (not NumPy) so training can follow its gradient."
+        )
+    return _numpy(output), [None if g is None else _numpy(g) for g in gradients]
+
+
+def _check_gradient(gradient, expected, name, what, hint):
+    if gradient is None or not np.any(gradient):
+        _fail(
+            f"No gradient reaches {what} through {name}: write it with keras.ops "
+            "(not NumPy, not a constant) so training can follow its gradient."
+        )
+    if not np.allclose(gradient, expected, rtol=1e-3, atol=1e-4):
+        _fail(f"The gradient of {name} with respect to {what} is wrong: {hint}.")
+
+
+def check_written_by_hand(*answers, allowed=()):
+    """Checks that no answer is, or calls by name, `vaelib`'s own version.
+
+    For assignments whose point is to write a piece by hand: an answer that is
+    `vaelib.layers.Sampling`, `vaelib.losses.gaussian_kl` or a model builder
+    from `vaelib.models`, or whose code refers to one of them, fails. Names
+    reached some other way (through `importlib`, say) are not detected: the
+    instructor reads the code.
+
+    Args:
+        answers: Functions, classes or Keras layers written in the notebook.
+        allowed: Names from `vaelib` the assignment allows (building blocks).
+    """
+    library = ("vaelib.layers", "vaelib.losses", "vaelib.models", "vaelib.metrics")
+
+    def from_library(value):
+        module = getattr(value, "__module__", None) or ""
+        return module.startswith(library)
+
+    def codes(answer):
+        if isinstance(answer, keras.layers.Layer):
+            answer = type(answer)
+        if inspect.isclass(answer):
+            for value in vars(answer).values():
+                yield from codes(value)
+            return
+        code = getattr(answer, "__code__", None)
+        if code is None:
+            return
+        pending = [(code, getattr(answer, "__globals__", {}))]
+        while pending:
+            code, namespace = pending.pop()
+            yield code, namespace
+            pending += [(c, namespace) for c in code.co_consts if inspect.iscode(c)]
+
+    for answer in answers:
+        target = type(answer) if isinstance(answer, keras.layers.Layer) else answer
+        name = getattr(target, "__name__", type(target).__name__)
+        if from_library(target):
+            _fail(
+                f"{name} is vaelib's own version ({target.__module__}): this "
+                "assignment asks you to write it yourself."
+            )
+        for code, namespace in codes(answer):
+            for symbol in code.co_names:
+                value = namespace.get(symbol)
+                if isinstance(value, types.ModuleType):
+                    if value.__name__.startswith(library) or value.__name__ == "vaelib":
+                        _fail(
+                            f"{name} uses the module {value.__name__}: this "
+                            "assignment asks you to write the piece yourself."
+                        )
+                elif symbol in allowed:
+                    continue
+                elif value is not None and from_library(value):
+                    _fail(
+                        f"{name} calls vaelib's {symbol} ({value.__module__}): "
+                        "this assignment asks you to write it yourself."
+                    )
+    return "written by hand: no vaelib implementation used."
+
+
+def check_sampling(sample, seed=None):
     """Checks `sample(z_mean, z_log_var) -> z`, the reparameterisation trick.
 
     `z` must have `z_mean`'s shape, mean `z_mean` and variance
-    `exp(z_log_var)`, be fresh noise on every call and every row, and be
-    exactly `z_mean` when the variance is (numerically) zero.
+    `exp(z_log_var)`, Gaussian noise (a normality test that uniform or other
+    noise of the right variance fails), fresh noise on every call and row,
+    exactly `z_mean` when the variance is zero, and gradients `dz/dz_mean = 1`
+    and `dz/dz_log_var = (z - z_mean) / 2`.
 
     Args:
         sample: A function or a Keras layer called on `(z_mean, z_log_var)`;
             a layer (like `vaelib.layers.Sampling`) receives them as one tuple.
+        seed: The inputs' seed; `None` for the public one.
     """
-    rng = np.random.default_rng(SEED)
+    from scipy import stats
+
+    rng = _rng(seed, 1)
     is_layer = isinstance(sample, keras.layers.Layer)
 
-    def draw(z_mean, z_log_var):
+    def call(z_mean, z_log_var):
         args = ((z_mean, z_log_var),) if is_layer else (z_mean, z_log_var)
-        return _numpy(_call(sample, *args, name="sample"))
+        return sample(*args)
+
+    def draw(z_mean, z_log_var):
+        return _numpy(_call(call, z_mean, z_log_var, name="sample"))
 
     rows, columns = 20_000, int(rng.integers(2, 5))
     z_mean = np.tile(rng.normal(0, 2, columns), (rows, 1)).astype("float32")
@@ -97,32 +269,36 @@ def check_sampling(sample):
         )
     if np.allclose(z[0], z[1:3]):
         _fail(
-            "Rows with the same z_mean and z_log_var got the same z: draw "
-            "noise of the full shape, e.g. keras.random.normal(ops.shape(z_mean))."
+            "Rows with the same z_mean and z_log_var got the same z: draw the "
+            "noise with the full shape of z_mean, one value per example."
         )
+    standard_deviation = np.exp(0.5 * z_log_var[0].astype("float64"))
     mean, variance = z.mean(axis=0), z.var(axis=0)
-    target_mean, target_variance = z_mean[0], np.exp(z_log_var[0])
-    standard_error = np.sqrt(target_variance / rows)
-    if np.any(np.abs(mean - target_mean) > 6 * standard_error + 1e-3):
-        _fail(
-            f"The mean of z is {mean.round(3)}, expected z_mean = "
-            f"{target_mean.round(3)}: did you add z_mean to the scaled noise?"
-        )
-    ratio = variance / target_variance
+    if np.any(np.abs(mean - z_mean[0]) > 6 * standard_deviation / np.sqrt(rows) + 1e-3):
+        _fail("The mean of z is not z_mean: is z_mean added to the scaled noise?")
+    ratio = variance / standard_deviation**2
     if np.any(np.abs(ratio - 1) > 0.1):
-        hint = "the standard deviation is exp(0.5 * z_log_var)"
+        hint = "the standard deviation is the square root of the variance"
         if np.allclose(variance, np.exp(2 * z_log_var[0]), rtol=0.1):
-            hint = "you used exp(z_log_var) as the standard deviation; " + hint
+            hint = "exp(z_log_var) is the variance, not the standard deviation"
         elif np.allclose(variance, z_log_var[0] ** 2, rtol=0.1):
-            hint = "you multiplied the noise by z_log_var itself; " + hint
+            hint = "z_log_var is a log-variance; the noise needs a standard deviation"
+        _fail(f"The variance of z is not exp(z_log_var): {hint}.")
+    noise = ((z - z_mean[0]) / standard_deviation).ravel()
+    statistic, p_value = stats.kstest(noise, "norm")
+    if p_value < 1e-6:
+        kurtosis = float(stats.kurtosis(noise))
+        shape = "lighter" if kurtosis < 0 else "heavier"
         _fail(
-            f"The variance of z is {variance.round(3)}, expected exp(z_log_var) = "
-            f"{target_variance.round(3)}: {hint}."
+            "The noise is not Gaussian (a Kolmogorov-Smirnov test rejects it, "
+            f"its tails are {shape} than a normal's): the reparameterisation "
+            "needs standard normal noise, not just any noise of unit variance."
         )
-    if np.allclose(draw(z_mean[:4], z_log_var[:4]), draw(z_mean[:4], z_log_var[:4])):
+    first, second = draw(z_mean[:4], z_log_var[:4]), draw(z_mean[:4], z_log_var[:4])
+    if np.allclose(first, second):
         _fail(
-            "Two calls gave the same z: use a keras.random.SeedGenerator so each "
-            "call draws new noise (a fixed integer seed repeats it)."
+            "Two calls gave the same z: keep a keras.random.SeedGenerator and "
+            "pass it as the seed, so each call draws new noise."
         )
     shape = (3, 4, 4, 2)
     z_mean = rng.normal(0, 1, shape).astype("float32")
@@ -132,26 +308,54 @@ def check_sampling(sample):
             "With z_log_var = -40 (no variance) z must equal z_mean, also for 4-D "
             f"latent maps {shape}: check the shape of the noise and the formula."
         )
-    return "sample: correct mean, variance, fresh noise, and 4-D latent maps."
+    z_mean, z_log_var = _random_latents(rng, (64, 3))
+    weights = np.ones((64, 3), "float32")
+    z, (mean_gradient, log_var_gradient) = _gradients(
+        call, [z_mean, z_log_var], weights, "sample"
+    )
+    _check_gradient(
+        mean_gradient, weights, "sample", "z_mean", "z moves one for one with z_mean"
+    )
+    _check_gradient(
+        log_var_gradient,
+        0.5 * (z - z_mean),
+        "sample",
+        "z_log_var",
+        "the noise is scaled by the standard deviation computed from z_log_var",
+    )
+    return "sample: mean, variance, Gaussian fresh noise, 4-D maps and gradients."
 
 
-def check_gaussian_kl(gaussian_kl):
+def check_gaussian_kl(gaussian_kl, seed=None):
     """Checks `gaussian_kl(z_mean, z_log_var) -> (batch,)` in nats.
 
     Compared with `0.5 * sum(exp(log_var) + mean**2 - 1 - log_var)` over every
-    non-batch axis, in float64, on random shapes from 2-D to 4-D.
+    non-batch axis, in float64, on random shapes from 2-D to 4-D, and its
+    autodiff gradients with the analytic ones (`z_mean` and
+    `(exp(z_log_var) - 1) / 2`).
     """
-    rng = np.random.default_rng(SEED + 1)
-    z_mean = np.zeros((2, 1), "float32")
-    z_log_var = np.array([[1.0], [-1.0]], "float32")
-    value = _numpy(_call(gaussian_kl, z_mean, z_log_var, name="gaussian_kl"))
+    rng = _rng(seed, 2)
+    value = _numpy(
+        _call(
+            gaussian_kl,
+            np.zeros((2, 1), "float32"),
+            np.array([[1.0], [-1.0]], "float32"),
+            name="gaussian_kl",
+        )
+    )
     if np.any(value < 0):
         _fail(
-            f"gaussian_kl is negative ({value.ravel().round(4)}) for z_mean=0, "
-            "z_log_var=[1, -1]: the KL is never negative. Did you sum exp(z_log_var) "
-            "with the right sign (+exp(log_var) - log_var)?"
+            "gaussian_kl is negative for z_mean=0, z_log_var=[1, -1]: the KL is "
+            "never negative. Check the signs of the exp(z_log_var) and z_log_var terms."
         )
-    shapes = [(1, 1), (5, 2), (7, 16), (3, 4, 6), (2, 3, 3, 8), (4, 8, 8, 1)]
+    shapes = [
+        (int(rng.integers(1, 9)), int(rng.integers(1, 17))),
+        (int(rng.integers(2, 9)), int(rng.integers(2, 17))),
+        (3, 4, int(rng.integers(2, 7))),
+        (2, 3, 3, int(rng.integers(2, 9))),
+        (4, 8, 8, 1),
+        (5, 2),
+    ]
     for shape in shapes:
         z_mean, z_log_var = _random_latents(rng, shape)
         value = _numpy(_call(gaussian_kl, z_mean, z_log_var, name="gaussian_kl"))
@@ -164,48 +368,64 @@ def check_gaussian_kl(gaussian_kl):
             )
             _fail(
                 f"gaussian_kl returned shape {value.shape} for latents of shape "
-                f"{shape}; expected {expected.shape}: {hint}."
+                f"{shape}: {hint}."
             )
         if np.allclose(value, expected, rtol=1e-4, atol=1e-4):
             continue
-        where = (
-            f"for z_mean={z_mean.ravel()[:3]}..., z_log_var={z_log_var.ravel()[:3]}..."
-        )
         dims = math.prod(shape[1:])
         if np.any(value < -1e-5):
             hint = (
-                "the KL is never negative: did you sum exp(z_log_var) with the "
-                "right sign (+exp(log_var) - log_var)?"
+                "the KL is never negative: check the signs of the exp(z_log_var) "
+                "and z_log_var terms"
             )
-            _fail(f"gaussian_kl is negative ({value.min():.4g}) {where}: {hint}")
-        if dims > 1 and np.allclose(value * dims, expected, rtol=1e-4):
+        elif dims > 1 and np.allclose(value * dims, expected, rtol=1e-4):
             hint = "you averaged over latent dimensions; sum them (a mean is a beta)"
         elif np.allclose(value, 2 * expected, rtol=1e-4):
-            hint = "the formula has a factor 0.5 in front"
+            hint = "look at the constant factor in front of the sum"
         elif np.allclose(value, expected + 0.5 * dims, rtol=1e-4):
-            hint = "the '- 1' inside the sum is missing"
+            hint = "a constant term inside the sum is missing"
         else:
-            hint = "compare term by term with 0.5 * (exp(lv) + mu^2 - 1 - lv)"
-        _fail(
-            f"gaussian_kl gave {value.round(4)[:4]} {where}; expected "
-            f"{expected.round(4)[:4]}: {hint}."
-        )
-    z_mean, z_log_var = np.zeros((3, 5), "float32"), np.zeros((3, 5), "float32")
-    at_prior = _numpy(gaussian_kl(z_mean, z_log_var))
+            hint = "compare each term with the formula in the task"
+        _fail(f"gaussian_kl is wrong on latents of shape {shape}: {hint}.")
+    zeros = np.zeros((3, 5), "float32")
+    at_prior = _numpy(_call(gaussian_kl, zeros, zeros, name="gaussian_kl"))
     if not np.allclose(at_prior, 0, atol=1e-6):
-        _fail(f"gaussian_kl of N(0, I) to itself must be 0; got {at_prior}.")
-    return f"gaussian_kl: correct on {len(shapes)} random shapes (up to 4-D)."
+        _fail("gaussian_kl of N(0, I) to itself must be 0.")
+    shape = (int(rng.integers(2, 9)), 2, int(rng.integers(2, 7)))
+    z_mean, z_log_var = _random_latents(rng, shape)
+    weights = rng.uniform(0.5, 2.0, shape[0]).astype("float32")
+    _, (mean_gradient, log_var_gradient) = _gradients(
+        gaussian_kl, [z_mean, z_log_var], weights, "gaussian_kl"
+    )
+    column = weights.reshape(-1, 1, 1)
+    _check_gradient(
+        mean_gradient, column * z_mean, "gaussian_kl", "z_mean", "see the mean term"
+    )
+    _check_gradient(
+        log_var_gradient,
+        column * 0.5 * (np.exp(z_log_var.astype("float64")) - 1.0),
+        "gaussian_kl",
+        "z_log_var",
+        "see the two z_log_var terms",
+    )
+    return (
+        f"gaussian_kl: values on {len(shapes)} random shapes (up to 4-D) and "
+        "gradients correct."
+    )
 
 
-def check_vae_loss(vae_loss):
+def check_vae_loss(vae_loss, seed=None):
     """Checks `vae_loss(x, logits, z_mean, z_log_var) -> (batch,)`, the -ELBO.
 
     The per-example negative ELBO of a Bernoulli VAE: the binary cross-entropy
     of `x` given the decoder's `logits`, summed over pixels, plus the Gaussian
-    KL summed over latent dimensions, in nats.
+    KL summed over latent dimensions, in nats; and its autodiff gradients
+    (`sigmoid(logits) - x` for the logits, the KL's for the latents).
     """
-    rng = np.random.default_rng(SEED + 2)
-    batch, image, latent = int(rng.integers(3, 9)), (6, 5, 1), (3,)
+    rng = _rng(seed, 3)
+    batch = int(rng.integers(3, 9))
+    image = (int(rng.integers(4, 8)), int(rng.integers(4, 8)), 1)
+    latent = (int(rng.integers(2, 6)),)
     x = (rng.random((batch, *image)) < 0.4).astype("float32")
     logits = rng.normal(0, 3, (batch, *image)).astype("float32")
     z_mean, z_log_var = _random_latents(rng, (batch, *latent))
@@ -217,50 +437,73 @@ def check_vae_loss(vae_loss):
     p = 1 / (1 + np.exp(-logits.astype("float64")))
     bce = cross_entropy(p)
     kl = _reference_kl(z_mean, z_log_var)
-    expected = bce + kl
     if value.shape != (batch,):
         _fail(
-            f"vae_loss returned shape {value.shape}; expected ({batch},), one "
-            "negative ELBO per example (Keras' fit averages over the batch)."
+            f"vae_loss returned shape {value.shape} for a batch of {batch}: return "
+            "one negative ELBO per example (Keras' fit averages over the batch)."
         )
-    if np.allclose(value, expected, rtol=1e-4):
-        return "vae_loss: reconstruction (summed BCE) + KL, per example, correct."
-    pixels = math.prod(image)
-    mse = np.square(x - p).sum(axis=(1, 2, 3))
-    candidates = [
-        (bce, "the KL term is missing: the ELBO is reconstruction + KL"),
-        (bce - kl, "the KL is subtracted: the negative ELBO adds it"),
-        (bce / pixels + kl, "the reconstruction is averaged over pixels; sum it"),
-        (mse + kl, "the reconstruction is a squared error, not the Bernoulli NLL"),
-        (mse, "the loss is a plain MSE with no KL: that is an autoencoder"),
-        (
-            mse / pixels,
-            "the loss is an MSE averaged over pixels, with no KL: that is an "
-            "autoencoder's loss; use the Bernoulli NLL summed over pixels, plus the KL",
-        ),
-        (
-            cross_entropy(1 / (1 + np.exp(-p))) + kl,
-            "the sigmoid is applied twice: the decoder already gives logits",
-        ),
-    ]
-    for candidate, hint in candidates:
-        if np.allclose(value, candidate, rtol=1e-3):
-            _fail(f"vae_loss is wrong: {hint}.")
-    _fail(
-        f"vae_loss gave {value.round(2)}, expected {expected.round(2)} "
-        "(summed binary cross-entropy from logits + summed Gaussian KL)."
+    if not np.allclose(value, bce + kl, rtol=1e-4):
+        pixels = math.prod(image)
+        mse = np.square(x - p).sum(axis=(1, 2, 3))
+        candidates = [
+            (bce, "the KL term is missing: the ELBO is reconstruction + KL"),
+            (bce - kl, "the KL has the wrong sign in the negative ELBO"),
+            (bce / pixels + kl, "the reconstruction is averaged over pixels; sum it"),
+            (mse + kl, "the reconstruction is a squared error, not the Bernoulli NLL"),
+            (mse, "the loss is a plain squared error with no KL: an autoencoder's"),
+            (
+                mse / pixels,
+                "the loss is a squared error averaged over pixels with no KL, an "
+                "autoencoder's loss: a VAE needs a likelihood and a KL",
+            ),
+            (
+                cross_entropy(1 / (1 + np.exp(-p))) + kl,
+                "the sigmoid is applied twice: the decoder already gives logits",
+            ),
+        ]
+        for candidate, hint in candidates:
+            if np.allclose(value, candidate, rtol=1e-3):
+                _fail(f"vae_loss is wrong: {hint}.")
+        _fail(
+            "vae_loss differs from the binary cross-entropy from logits summed "
+            "over pixels plus the KL summed over latent dimensions."
+        )
+    weights = rng.uniform(0.5, 2.0, batch).astype("float32")
+    _, gradients = _gradients(
+        vae_loss, [x, logits, z_mean, z_log_var], weights, "vae_loss"
     )
+    pixel_weights = weights.reshape(-1, 1, 1, 1)
+    _check_gradient(
+        gradients[1],
+        pixel_weights * (p - x),
+        "vae_loss",
+        "the logits",
+        "use the cross-entropy from logits",
+    )
+    row = weights.reshape(-1, 1)
+    _check_gradient(
+        gradients[2], row * z_mean, "vae_loss", "z_mean", "check the KL term"
+    )
+    _check_gradient(
+        gradients[3],
+        row * 0.5 * (np.exp(z_log_var.astype("float64")) - 1.0),
+        "vae_loss",
+        "z_log_var",
+        "check the KL term",
+    )
+    return "vae_loss: reconstruction (summed BCE) + KL per example, with gradients."
 
 
-def check_encoder(encoder, input_shape, latent_dim):
+def check_encoder(encoder, input_shape, latent_dim, seed=None):
     """Checks an encoder model: `(z_mean, z_log_var)`, unconstrained, per example.
 
     Args:
         encoder: A Keras model or function mapping images to two tensors.
         input_shape: Shape of one input, e.g. `(28, 28, 1)`.
         latent_dim: Expected size of each latent vector.
+        seed: The inputs' seed; `None` for the public one.
     """
-    rng = np.random.default_rng(SEED + 3)
+    rng = _rng(seed, 4)
     x = rng.random((16, *input_shape)).astype("float32")
     outputs = _call(encoder, x, name="encoder")
     if not isinstance(outputs, list | tuple) or len(outputs) != 2:
@@ -271,11 +514,14 @@ def check_encoder(encoder, input_shape, latent_dim):
     z_mean, z_log_var = (_numpy(t) for t in outputs)
     for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
         if value.shape != (16, latent_dim):
-            _fail(f"{name} has shape {value.shape}; expected (16, {latent_dim}).")
-    if (z_mean >= 0).all():
+            _fail(
+                f"{name} has shape {value.shape} for 16 inputs: expected one "
+                f"vector of size latent_dim={latent_dim} per input."
+            )
+    if (z_mean >= 0).all() or (z_log_var >= 0).all():
         _fail(
-            "Every z_mean is >= 0 on random inputs: the mean head must be linear "
-            "(no ReLU), because the prior N(0, I) puts half its mass below 0."
+            "Every z_mean (or z_log_var) is >= 0 on random inputs: the heads must "
+            "be linear (no ReLU), because both can be negative."
         )
     if np.allclose(z_mean, z_log_var):
         _fail("z_mean and z_log_var are equal: use two separate heads (two layers).")
@@ -284,187 +530,154 @@ def check_encoder(encoder, input_shape, latent_dim):
     return "encoder: two linear heads with per-example outputs."
 
 
-def check_trained_image_vae(model, images, max_negative_elbo, num_samples=5):
-    """Checks that a trained image VAE reaches a held-out negative ELBO.
+def _batches(function, values, batch_size=250):
+    return np.concatenate(
+        [
+            _numpy(function(values[i : i + batch_size]))
+            for i in range(0, len(values), batch_size)
+        ]
+    )
 
-    The checker computes the ELBO itself (averaged over `num_samples`
-    posterior samples per image, on images the instructor passes), so the
-    number cannot be tuned by the learner's own evaluation code.
+
+def check_trained_image_vae(model, seed=None, num_images=1000, num_samples=4):
+    """Checks that a trained image VAE reaches the held-out negative ELBO target.
+
+    The checker picks `num_images` test images itself (from `seed`) and
+    computes the ELBO itself, with `vaelib.losses` on the model's `encoder`
+    and `decoder` (the model's own `elbo`, loss or metrics are not used),
+    averaged over `num_samples` posterior samples per image. The target is
+    `IMAGE_VAE_TARGETS` for the digit source in use. The decoder must also use
+    its latent code: decoding other images' codes must change the picture.
 
     Args:
-        model: A trained `vaelib.models.VAE`.
-        images: Held-out images `(n, h, w, 1)` in [0, 1] (the test split).
-        max_negative_elbo: The target, in nats per image.
+        model: A trained `vaelib.models.VAE` (Bernoulli: the decoder returns
+            logits).
+        seed: The images' and noise's seed; `None` for the public one.
     """
+    from vaelib.data import load_digits_images
+    from vaelib.losses import bernoulli_nll, gaussian_kl
     from vaelib.models import VAE
 
     if not isinstance(model, VAE):
         _fail(
             f"Expected a vaelib.models.VAE; received {type(model).__name__}. Build "
-            "it as VAE(encoder, decoder) or with vaelib.models.conv_vae."
+            "it from your encoder and decoder with vaelib.models.VAE."
         )
-    elbo = np.mean([_numpy(model.elbo(images)) for _ in range(num_samples)], axis=0)
-    negative_elbo = -float(elbo.mean())
-    kl = float(np.mean(_numpy(reference_gaussian_kl(*model.encode(images)))))
-    if not negative_elbo <= max_negative_elbo:
+    rng = _rng(seed, 5)
+    test = load_digits_images("test")
+    target = IMAGE_VAE_TARGETS["mnist" if test.is_mnist else "sklearn"]
+    num_images = min(num_images, len(test.images))
+    x = test.images[rng.choice(len(test.images), num_images, replace=False)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        encoded = [model.encoder(x[i : i + 250]) for i in range(0, len(x), 250)]
+        z_mean = np.concatenate([_numpy(m) for m, _ in encoded]).astype("float32")
+        z_log_var = np.concatenate([_numpy(v) for _, v in encoded]).astype("float32")
+        kl = _batches(lambda i: gaussian_kl(z_mean[i], z_log_var[i]), np.arange(len(x)))
+        reconstruction = []
+        for _ in range(num_samples):
+            noise = rng.standard_normal(z_mean.shape).astype("float32")
+            z = z_mean + np.exp(0.5 * z_log_var) * noise
+            logits = _batches(model.decoder, z).astype("float32")
+            if logits.shape != x.shape:
+                _fail(
+                    f"The decoder returned shape {logits.shape[1:]} per image; "
+                    f"expected {x.shape[1:]}, one logit per pixel."
+                )
+            reconstruction.append(_numpy(bernoulli_nll(x, logits)))
+        shuffled = _batches(model.decoder, z_mean[rng.permutation(len(x))])
+        own = _batches(model.decoder, z_mean)
+    negative_elbo = float(np.mean(reconstruction) + np.mean(kl))
+    if not np.isfinite(negative_elbo):
+        _fail("The held-out negative ELBO is not finite: check the decoder's logits.")
+    change = np.abs(1 / (1 + np.exp(-own)) - 1 / (1 + np.exp(-shuffled))).mean()
+    if change < 1e-5:
         _fail(
-            f"The held-out negative ELBO is {negative_elbo:.1f} nats per image; the "
-            f"target is {max_negative_elbo:.1f}. Train for more epochs, or give the "
-            "model more filters or a larger latent space."
+            "The decoder ignores its latent code: decoding other images' codes "
+            "gives the same picture. The reconstruction must come from z."
         )
-    if kl < 1.0:
+    if not negative_elbo <= target:
+        hint = "train for more epochs, or give the model more filters or latents"
+        if 0 <= logits.min() and logits.max() <= 1:
+            hint = "the decoder seems to return probabilities: return logits"
         _fail(
-            f"The KL is only {kl:.2f} nats per image: the posterior has collapsed "
-            "to the prior and the latents carry no information. Lower beta at "
-            "the start (KL annealing) or train longer."
+            f"The held-out negative ELBO is {negative_elbo:.1f} nats per image, "
+            f"measured by the checker; the target is {target:.1f}: {hint}."
+        )
+    if float(np.mean(kl)) < 1.0:
+        _fail(
+            "The KL is under 1 nat per image: the posterior has collapsed to the "
+            "prior and the latents carry no information."
         )
     return (
-        f"trained VAE: held-out negative ELBO {negative_elbo:.1f} <= "
-        f"{max_negative_elbo:.1f} nats (KL {kl:.1f})."
+        f"trained VAE: held-out negative ELBO {negative_elbo:.1f} <= {target:.1f} "
+        f"nats per image on {num_images} test images."
     )
 
 
 def check_frame_predictor(
-    predict, num_frames=10, context_frames=5, frame_size=32, num_clips=64
+    predict, num_frames=10, context_frames=5, frame_size=32, num_clips=96, seed=None
 ):
-    """Checks `predict(context) -> future` against copy-last-frame on new clips.
+    """Checks `predict(context) -> future` against simple baselines on new clips.
 
-    The checker makes held-out moving-digit clips (test digits, its own seed),
-    gives `predict` only the first `context_frames` frames, and compares the
-    prediction with the true remaining frames: it must have the right shape,
-    lie in [0, 1], and beat repeating the last context frame on mean squared
-    error per frame.
+    A helper process (`vaelib.grading.FutureFrames`) makes held-out
+    moving-digit clips from test digits, with `seed` mixed with fresh entropy,
+    and hands over only the first `context_frames` frames: the true future
+    exists only in that process, so it cannot be regenerated from a known seed
+    or read from this function's frame while `predict` runs. The prediction
+    must have the right shape, lie in [0, 1], and its mean squared error per
+    frame must be at most `PREDICTOR_MARGIN` times the best of three
+    baselines: blank frames, the mean of the context frames, and the last
+    context frame repeated.
 
     Args:
         predict: A function from context clips
             `(n, context_frames, frame_size, frame_size, 1)` to predicted
             frames `(n, num_frames - context_frames, frame_size, frame_size, 1)`.
+        seed: Mixed into the clips' seed; `None` for the public one.
     """
-    from vaelib.data import MovingDigits
-    from vaelib.metrics import evaluate_prediction
-    from vaelib.models import copy_last_frame
+    from vaelib.grading import FutureFrames
 
-    clips = MovingDigits.scaled(
-        frame_size, num_frames=num_frames, split="test", seed=SEED
-    ).clips(num_clips)
-    context, future = clips[:, :context_frames], clips[:, context_frames:]
-    prediction = _numpy(_call(predict, context, name="predict"))
-    if prediction.shape != future.shape:
+    with FutureFrames(
+        frame_size=frame_size,
+        num_frames=num_frames,
+        context_frames=context_frames,
+        num_clips=num_clips,
+        seed=SEED if seed is None else seed,
+    ) as clips:
+        context = clips.context()
+        expected_shape = (num_clips, num_frames - context_frames, *context.shape[2:])
+        prediction = _numpy(_call(predict, context, name="predict"))
+        if prediction.shape != expected_shape:
+            _fail(
+                f"predict returned shape {prediction.shape} for a context of shape "
+                f"{context.shape}: return the {expected_shape[1]} frames after the "
+                "context, one clip per context clip."
+            )
+        if not np.all(np.isfinite(prediction)):
+            _fail("predict returned values that are not finite.")
+        if prediction.min() < 0 or prediction.max() > 1:
+            _fail(
+                "Predictions must be probabilities in [0, 1]: apply the sigmoid "
+                "to the logits (model.reconstruct does)."
+            )
+        scores = clips.score(prediction)
+    ours = scores["prediction"]
+    best_name = min(("blank", "context_mean", "copy_last"), key=scores.get)
+    best = scores[best_name]
+    names = {
+        "blank": "blank frames",
+        "context_mean": "the context's mean frame",
+        "copy_last": "copy-last-frame",
+    }
+    if not ours <= PREDICTOR_MARGIN * best:
         _fail(
-            f"predict returned shape {prediction.shape}; expected {future.shape}, "
-            f"the {num_frames - context_frames} frames after the context."
-        )
-    if prediction.min() < 0 or prediction.max() > 1:
-        _fail(
-            f"Predictions span [{prediction.min():.3g}, {prediction.max():.3g}]; "
-            "expected probabilities in [0, 1]: apply the sigmoid to the logits."
-        )
-    ours = evaluate_prediction(future, prediction)
-    baseline = evaluate_prediction(future, copy_last_frame(context, len(future[0])))
-    if not ours["mse_per_frame"] < baseline["mse_per_frame"]:
-        _fail(
-            f"MSE per frame {ours['mse_per_frame']:.1f} does not beat copy-last-"
-            f"frame's {baseline['mse_per_frame']:.1f}: train longer, and check that "
-            "the future latents come from the prior, not from the true frames."
+            f"MSE per frame {ours:.1f} on new clips; it must be at most "
+            f"{PREDICTOR_MARGIN:.2f} x {best:.1f} = {PREDICTOR_MARGIN * best:.1f}, "
+            f"the best simple baseline ({names[best_name]}). Train longer, and "
+            "make the decoder carry the motion forward from the context."
         )
     return (
-        f"predictor: MSE per frame {ours['mse_per_frame']:.1f} vs copy-last-frame "
-        f"{baseline['mse_per_frame']:.1f}; PSNR {ours['psnr']:.2f} vs "
-        f"{baseline['psnr']:.2f} dB."
+        f"predictor: MSE per frame {ours:.1f} on {num_clips} new clips, "
+        f"<= {PREDICTOR_MARGIN:.2f} x {best:.1f} ({names[best_name]})."
     )
-
-
-class Grade(NamedTuple):
-    """One notebook's result; `checks` maps each check's name to (passed, message)."""
-
-    notebook: str
-    checks: dict
-    seconds: float
-
-    @property
-    def score(self):
-        return sum(passed for passed, _ in self.checks.values())
-
-
-def _check_name(source):
-    match = re.search(r"checks\.(check_\w+)", source)
-    return match.group(1) if match else "check"
-
-
-def grade_notebook(path, timeout=900):
-    """Runs one notebook top to bottom and collects its `check` cells.
-
-    Every cell runs even after an error (a learner's unfinished task does not
-    hide the others). A cell tagged `check` passes when it runs without an
-    error; otherwise its message is the error's (for a failed check, the hint).
-    """
-    import nbclient
-    import nbformat
-
-    path = pathlib.Path(path)
-    notebook = nbformat.read(path, as_version=4)
-    start = time.perf_counter()
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=timeout,
-        allow_errors=True,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    try:
-        client.execute()
-        failure = None
-    except Exception as error:  # noqa: BLE001 - a dead kernel fails every check
-        failure = f"the notebook did not run: {type(error).__name__}: {error}"
-    results = {}
-    for cell in notebook.cells:
-        if "check" not in cell.get("metadata", {}).get("tags", []):
-            continue
-        name = _check_name(cell.source)
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if failure is not None and not cell.get("outputs"):
-            results[name] = (False, failure)
-        elif errors:
-            message = str(errors[0].get("evalue", "")).strip().splitlines()
-            results[name] = (
-                False,
-                f"{errors[0]['ename']}: {message[0] if message else ''}",
-            )
-        else:
-            results[name] = (True, "passed")
-    return Grade(path.name, results, time.perf_counter() - start)
-
-
-def grade_folder(folder, timeout=900):
-    """Grades every notebook in `folder` (not its subfolders); returns `Grade`s."""
-    paths = sorted(pathlib.Path(folder).glob("*.ipynb"))
-    if not paths:
-        raise ValueError(f"Expected .ipynb submissions in {folder}. Found none.")
-    return [grade_notebook(path, timeout) for path in paths]
-
-
-def format_grades(grades):
-    """A score table (one row per notebook, one column per check) and the hints."""
-    names = list(dict.fromkeys(name for g in grades for name in g.checks))
-    rows = [["notebook", *names, "score"]]
-    for grade in grades:
-        marks = [
-            ("pass" if grade.checks[n][0] else "FAIL") if n in grade.checks else "-"
-            for n in names
-        ]
-        rows.append([grade.notebook, *marks, f"{grade.score}/{len(grade.checks)}"])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-        for row in rows
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    hints = [
-        f"{grade.notebook}, {name}: {message}"
-        for grade in grades
-        for name, (passed, message) in grade.checks.items()
-        if not passed
-    ]
-    if hints:
-        lines += ["", "What failed, and the hints:"] + [f"- {hint}" for hint in hints]
-    return "\n".join(lines)

@@ -1,0 +1,393 @@
+"""`python -m vaelib grade`: nbgrader autograding that cheap tricks do not pass.
+
+Two grading runs go at once (module fixture): the reference solutions (the
+source notebooks) with the default time limits, and every release notebook
+untouched plus one submission per cheat with short limits (an endless loop
+costs one cell's limit). Each test reads the grades and the executed
+notebooks those runs leave.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import nbformat
+import numpy as np
+import pytest
+
+from vaelib import checks
+from vaelib.losses import gaussian_kl as library_gaussian_kl
+
+ASSIGNMENTS = Path(__file__).resolve().parents[1] / "course" / "assignments"
+A1, A2, A3, A4 = (
+    "01_reparameterisation_and_kl",
+    "02_train_a_conv_vae",
+    "03_fix_a_broken_vae",
+    "04_video_predictor",
+)
+MAX_SCORES = {A1: 10.0, A2: 8.0, A3: 10.0, A4: 10.0}
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the notebooks run on the default backend (TensorFlow); once is enough",
+)
+
+
+def _notebook(kind, assignment):
+    return nbformat.read(ASSIGNMENTS / kind / assignment / f"{assignment}.ipynb", 4)
+
+
+def _cell(notebook, grade_id):
+    return next(
+        cell
+        for cell in notebook.cells
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    )
+
+
+def _submit(folder, student, assignment, notebook):
+    path = folder / student / assignment / f"{assignment}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+
+
+def _visible_kl_answers():
+    """What the visible KL test asks, with the answers, as a student could copy."""
+    answers = {}
+
+    def recorder(z_mean, z_log_var):
+        value = library_gaussian_kl(z_mean, z_log_var)
+        key = tuple(np.round(np.asarray(z_mean, "float64").ravel()[:3], 4).tolist())
+        answers[key] = np.asarray(value).round(6).tolist()
+        return value
+
+    checks.check_gaussian_kl(recorder)
+    return answers
+
+
+SNEAKY_SAMPLING = """
+class Sampling(keras.layers.Layer):
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        # Uniform noise of unit variance: the right mean and variance, not Gaussian.
+        noise = keras.random.uniform(
+            ops.shape(z_mean), -(3**0.5), 3**0.5, seed=self.seed_generator
+        )
+        return z_mean + ops.exp(0.5 * z_log_var) * noise
+"""
+
+HARD_CODED_KL = """
+KNOWN = {known!r}  # the visible test's inputs and answers, pasted
+
+
+def gaussian_kl(z_mean, z_log_var):
+    key = tuple(np.round(np.asarray(z_mean, "float64").ravel()[:3], 4).tolist())
+    return ops.convert_to_tensor(np.asarray(KNOWN.get(key, 0.0), "float32"))
+"""
+
+NUMPY_LOSS = """
+def vae_loss(x, logits, z_mean, z_log_var):
+    x, logits, m, v = (np.asarray(a, "float64") for a in (x, logits, z_mean, z_log_var))
+    p = 1 / (1 + np.exp(-logits))
+    bce = -(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=tuple(range(1, x.ndim)))
+    return bce + 0.5 * (np.exp(v) + m**2 - 1 - v).sum(axis=tuple(range(1, m.ndim)))
+"""
+
+WRONG_A1 = {
+    "sampling": "class Sampling(keras.layers.Layer):\n"
+    "    def call(self, inputs):\n"
+    "        return inputs[0]",
+    "gaussian_kl": "def gaussian_kl(z_mean, z_log_var):\n"
+    "    return ops.sum(z_mean, axis=1)",
+    "vae_loss": "def vae_loss(x, logits, z_mean, z_log_var):\n"
+    "    return ops.mean(ops.square(x - ops.sigmoid(logits)), axis=(1, 2, 3))",
+}
+
+REPLACED_CHECKS = """
+checks.check_sampling = lambda *args, **kwargs: "passed"
+checks.check_gaussian_kl = lambda *args, **kwargs: "passed"
+checks.check_vae_loss = lambda *args, **kwargs: "passed"
+checks.check_written_by_hand = lambda *args, **kwargs: "passed"
+"""
+
+LIBRARY_A3 = {
+    "encoder": """
+from vaelib.models import mlp_vae
+
+
+def build_encoder(latent_dim, input_shape=(28, 28, 1)):
+    return mlp_vae(input_shape, latent_dim=latent_dim, hidden=(128,)).encoder
+""",
+    "sampling": """
+from vaelib.layers import Sampling
+
+_sampling = Sampling(seed=0)
+
+
+def sample(z_mean, z_log_var):
+    return _sampling((z_mean, z_log_var))
+""",
+    "vae_loss": """
+from vaelib.losses import bernoulli_nll, gaussian_kl
+
+
+def vae_loss(x, logits, z_mean, z_log_var):
+    return bernoulli_nll(x, logits) + gaussian_kl(z_mean, z_log_var)
+""",
+}
+
+IGNORES_Z = """
+def build_decoder(latent_dim):
+    latent = keras.Input((latent_dim,))
+    nothing = keras.layers.Lambda(lambda z: 0.0 * z)(latent)  # the picture ignores z
+    logits = keras.layers.Dense(28 * 28)(nothing)
+    return keras.Model(latent, keras.layers.Reshape((28, 28, 1))(logits))
+
+
+model = VAE(encoder, build_decoder(LATENT_DIM), seed=0)
+model.compile(optimizer=keras.optimizers.Adam(3e-3))
+model.fit(train_images[:2000], epochs=1, batch_size=64, verbose=0)
+model.elbo = lambda x: ops.zeros((len(x),))  # and a model that claims a perfect ELBO
+"""
+
+PREDICTORS = {
+    "a4_zeros_cell": """
+def predict(context):
+    return np.zeros((len(context), NUM_FRAMES - CONTEXT, SIZE, SIZE, 1), "float32")
+""",
+    "a4_half_last_frame": """
+def predict(context):
+    return 0.5 * np.repeat(context[:, -1:], NUM_FRAMES - CONTEXT, axis=1)
+""",
+    "a4_regenerated_clips": """
+def predict(context):
+    # Remake the checker's clips from every seed it could use.
+    seeds = [checks.SEED, int(os.environ.get("VAELIB_GRADING_SEED", 0))]
+    for seed in seeds:
+        clips = MovingDigits.scaled(
+            SIZE, num_frames=NUM_FRAMES, split="test", seed=seed
+        ).clips(len(context))
+        if np.allclose(clips[:, :CONTEXT], context, atol=1e-2):
+            return clips[:, CONTEXT:]
+    return np.zeros((len(context), NUM_FRAMES - CONTEXT, SIZE, SIZE, 1), "float32")
+""",
+    "a4_stack_peeking": """
+import inspect
+
+
+def predict(context):
+    # Look for the true future in the callers' frames.
+    future = (len(context), NUM_FRAMES - CONTEXT, SIZE, SIZE, 1)
+    for frame in inspect.stack():
+        for value in list(frame.frame.f_locals.values()):
+            if isinstance(value, np.ndarray) and value.shape == future:
+                return value
+            clips = (len(context), NUM_FRAMES)
+            if isinstance(value, np.ndarray) and value.shape[:2] == clips:
+                return value[:, CONTEXT:]
+    return np.zeros(future, "float32")
+""",
+}
+
+
+def _cheats(folder):
+    sneaky = _notebook("source", A1)
+    _cell(sneaky, "sampling").source = SNEAKY_SAMPLING.strip()
+    known = _visible_kl_answers()
+    _cell(sneaky, "gaussian_kl").source = HARD_CODED_KL.format(known=known).strip()
+    _cell(sneaky, "vae_loss").source = NUMPY_LOSS.strip()
+    _submit(folder, "a1_uniform_hardcoded_numpy", A1, sneaky)
+
+    tampered = _notebook("release", A1)
+    _cell(tampered, "setup").source += "\n" + REPLACED_CHECKS
+    for grade_id, source in WRONG_A1.items():
+        _cell(tampered, grade_id).source = source
+    tampered.cells.remove(_cell(tampered, "test_sampling"))
+    _cell(tampered, "test_gaussian_kl").source = 'print("passed")'
+    tagged = _cell(tampered, "test_vae_loss")
+    tagged.metadata["tags"] = ["skip-execution", "raises-exception"]
+    tagged.metadata["nbgrader"]["points"] = 100
+    _submit(folder, "a1_tests_deleted_edited_tagged", A1, tampered)
+
+    for student, stop in (
+        ("a1_pasted_outputs_then_exit", "import os\n\nos._exit(0)\n"),
+        (
+            "a1_pasted_outputs_then_loop",
+            "import time\n\nwhile True:\n    time.sleep(1)\n",
+        ),
+    ):
+        pasted = _notebook("source", A1)  # stored executed: its outputs are there
+        for grade_id, source in WRONG_A1.items():
+            _cell(pasted, grade_id).source = source
+        _cell(pasted, "sampling").source = stop + _cell(pasted, "sampling").source
+        _submit(folder, student, A1, pasted)
+
+    library = _notebook("release", A3)
+    for grade_id, source in LIBRARY_A3.items():
+        _cell(library, grade_id).source = source.strip()
+    _submit(folder, "a3_imports_vaelib", A3, library)
+
+    ignores = _notebook("source", A2)
+    _cell(ignores, "decoder_and_training").source = IGNORES_Z.strip()
+    _submit(folder, "a2_decoder_ignores_z", A2, ignores)
+
+    for student, source in PREDICTORS.items():
+        notebook = _notebook("release", A4)
+        position = notebook.cells.index(_cell(notebook, "train_and_predict"))
+        notebook.cells.insert(position + 1, nbformat.v4.new_code_cell(source.strip()))
+        _submit(folder, student, A4, notebook)
+
+    for assignment in (A1, A2, A3, A4):
+        _submit(folder, "untouched", assignment, _notebook("release", assignment))
+
+
+def _references(folder):
+    for assignment in (A1, A2, A3, A4):
+        _submit(folder, "reference", assignment, _notebook("source", assignment))
+
+
+def _environment():
+    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+    # tests/conftest.py picks scikit-learn's digits for speed; the notebooks'
+    # targets are calibrated on MNIST, which run.sh provides when it can.
+    if os.environ.get("VAELIB_MNIST"):
+        environment.pop("VAELIB_DIGITS_SOURCE", None)
+    return environment
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading")
+    runs = {
+        "references": (_references, []),
+        "cheats": (_cheats, ["--timeout", "45", "--notebook-timeout", "150"]),
+    }
+    processes = {}
+    for name, (make, limits) in runs.items():
+        make(root / name)
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "vaelib", "grade", str(root / name),
+             "--out", str(root / f"{name}.csv"), "--seed", "12345", *limits],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=_environment(),
+        )  # fmt: skip
+    results = {}
+    for name, process in processes.items():
+        output, _ = process.communicate(timeout=1800)
+        assert process.returncode == 0, output[-3000:]
+        with (root / f"{name}.csv").open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        workdir = root / f"{name}_grading"
+        report = json.loads((workdir / "report.json").read_text())
+        results[name] = {"rows": rows, "workdir": workdir, "report": report}
+    return results
+
+
+def _score(run, student, assignment):
+    row = next(
+        r
+        for r in run["rows"]
+        if r["student_id"] == student and r["assignment"] == assignment
+    )
+    return float(row["score"]), float(row["max_score"])
+
+
+def _outputs(run, student, assignment, grade_id):
+    path = run["workdir"] / "autograded" / student / assignment / f"{assignment}.ipynb"
+    cell = _cell(nbformat.read(path, 4), grade_id)
+    return "\n".join(
+        output.get("text", "") + output.get("ename", "") + output.get("evalue", "")
+        for output in cell.outputs
+    )
+
+
+@pytest.mark.parametrize("assignment", [A1, A2, A3, A4])
+def test_each_source_notebook_scores_full_marks(graded, assignment):
+    assert _score(graded["references"], "reference", assignment) == (
+        MAX_SCORES[assignment],
+        MAX_SCORES[assignment],
+    )
+
+
+@pytest.mark.parametrize("assignment", [A1, A2, A3, A4])
+def test_each_untouched_release_notebook_scores_zero_of_the_full_max(
+    graded, assignment
+):
+    assert _score(graded["cheats"], "untouched", assignment) == (
+        0.0,
+        MAX_SCORES[assignment],
+    )
+
+
+def test_grades_csv_has_one_row_per_submission_and_nbgrader_columns(graded):
+    rows = graded["cheats"]["rows"]
+    assert {"student_id", "assignment", "score", "max_score"} <= set(rows[0])
+    pairs = [(row["student_id"], row["assignment"]) for row in rows]
+    assert len(pairs) == len(set(pairs)) == 14
+    report = graded["cheats"]["report"]
+    assert report["seed"] == 12345
+    assert report["timeout_per_cell_s"] == 45
+
+
+def test_feedback_html_and_executed_notebooks_are_kept(graded):
+    workdir = graded["references"]["workdir"]
+    for assignment in (A1, A2, A3, A4):
+        html = workdir / "feedback" / "reference" / assignment / f"{assignment}.html"
+        assert html.is_file()
+        executed = workdir / "autograded" / "reference" / assignment
+        assert (executed / f"{assignment}.ipynb").is_file()
+
+
+def test_wrong_ideas_that_pass_values_fail_on_distribution_and_gradients(graded):
+    run, student = graded["cheats"], "a1_uniform_hardcoded_numpy"
+    assert _score(run, student, A1) == (0.0, 10.0)
+    assert "not Gaussian" in _outputs(run, student, A1, "test_sampling")
+    assert "No gradient reaches" in _outputs(run, student, A1, "test_gaussian_kl")
+    assert "No gradient reaches" in _outputs(run, student, A1, "test_vae_loss")
+
+
+def test_deleted_edited_tagged_tests_and_replaced_checks_do_not_help(graded):
+    run, student = graded["cheats"], "a1_tests_deleted_edited_tagged"
+    assert _score(run, student, A1) == (0.0, 10.0)
+
+
+def test_pasted_outputs_then_a_dead_kernel_score_nothing(graded):
+    run, student = graded["cheats"], "a1_pasted_outputs_then_exit"
+    assert _score(run, student, A1) == (0.0, 10.0)
+    for grade_id in ("test_sampling", "test_gaussian_kl", "test_vae_loss"):
+        assert "never ran" in _outputs(run, student, A1, grade_id)
+
+
+def test_pasted_outputs_then_an_endless_loop_score_nothing(graded):
+    run, student = graded["cheats"], "a1_pasted_outputs_then_loop"
+    assert _score(run, student, A1) == (0.0, 10.0)
+    assert "CellTimeoutError" in _outputs(run, student, A1, "sampling")
+
+
+def test_importing_the_answer_from_vaelib_is_detected_where_not_allowed(graded):
+    run, student = graded["cheats"], "a3_imports_vaelib"
+    assert _score(run, student, A3) == (0.0, 10.0)
+    for grade_id in ("test_encoder", "test_sampling", "test_vae_loss"):
+        assert "write" in _outputs(run, student, A3, grade_id)
+
+
+def test_a_decoder_that_ignores_z_fails_whatever_the_model_claims(graded):
+    run, student = graded["cheats"], "a2_decoder_ignores_z"
+    assert _score(run, student, A2) == (2.0, 8.0)
+    assert "ignores its latent code" in _outputs(run, student, A2, "test_trained_vae")
+
+
+@pytest.mark.parametrize("student", sorted(PREDICTORS))
+def test_cheap_and_peeking_predictors_score_less_than_the_reference(graded, student):
+    score, max_score = _score(graded["cheats"], student, A4)
+    assert (score, max_score) == (0.0, 10.0)
+    assert _score(graded["references"], "reference", A4)[0] > score
+    assert "MSE per frame" in _outputs(graded["cheats"], student, A4, "test_predictor")

@@ -1,0 +1,485 @@
+"""Grading submitted assignments with nbgrader: isolated, time-limited, reproducible.
+
+`grade_submissions` grades a folder in nbgrader's submitted layout,
+`SUBMITTED/<student_id>/<assignment_id>/<assignment_id>.ipynb`, against the
+course directory `course/assignments/` (`nbgrader_config.py` and
+`source/<assignment_id>/<assignment_id>.ipynb`). It is what
+`python -m vaelib grade SUBMITTED --out grades.csv` runs:
+
+1. a working course directory (kept next to the CSV, for audit) gets the
+   source assignments, `nbgrader generate_assignment` fills its gradebook
+   with the test cells and their points, and the submissions are copied in;
+2. `nbgrader autograde` grades one submission at a time: it restores every
+   test cell and read-only cell from the source (edits, deletions and tags do
+   not help), clears the outputs and re-executes the notebook. Here the
+   kernel runs in a fresh temporary folder holding only that submission
+   (`IsolatedExecute`), with a time limit per cell and per notebook; a test
+   cell that never ran (the kernel died, the time ran out, a tag skipped it)
+   gets an error, so it scores nothing; the kernel's process group is killed
+   afterwards;
+3. the hidden tests read their seed from `$VAELIB_GRADING_SEED`, random
+   unless given, and written in the report;
+4. `nbgrader generate_feedback` writes one HTML file per submission, and the
+   scores come from nbgrader's CSV export, one row per submission.
+
+Student code still runs with the grader's rights: see course/INSTRUCTORS.md
+for what this does and does not protect against, and the container command.
+
+`FutureFrames` is the helper process behind `vaelib.checks.check_frame_predictor`.
+
+Introduced in: course/INSTRUCTORS.md
+"""
+
+import csv
+import json
+import math
+import os
+import pathlib
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+GRADING_SEED_VARIABLE = "VAELIB_GRADING_SEED"
+COURSE_DIRECTORY = (
+    pathlib.Path(__file__).resolve().parents[1] / "course" / "assignments"
+)
+MARKER = ".vaelib-grading"
+
+
+class GradingError(Exception):
+    """Grading could not run (no submissions, no course directory, no nbgrader)."""
+
+
+def _isolated_execute_class():
+    from nbgrader.preprocessors import Execute
+    from traitlets import Integer
+
+    class IsolatedExecute(Execute):
+        """nbgrader's `Execute`, in a private folder, with a notebook time limit.
+
+        The kernel's working directory is a new temporary folder holding a
+        copy of this submission's files only; `notebook_timeout` bounds the
+        whole notebook (each cell's limit is the smaller of `timeout` and the
+        time left); a code cell that did not run gets an error output, so a
+        test cell scores nothing unless it ran and passed; nothing is skipped
+        by a tag; the kernel's process group is killed at the end.
+        """
+
+        notebook_timeout = Integer(1800, help="Seconds for a whole notebook.").tag(
+            config=True
+        )
+
+        def preprocess(self, nb, resources=None, km=None):
+            resources = resources if resources is not None else {}
+            metadata = resources.setdefault("metadata", {})
+            original = metadata.get("path") or "."
+            workdir = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-submission-"))
+            for item in pathlib.Path(original).iterdir():
+                if item.is_file() and item.suffix != ".ipynb":
+                    shutil.copy(item, workdir / item.name)
+                elif item.is_dir():
+                    shutil.copytree(item, workdir / item.name, symlinks=True)
+            metadata["path"] = str(workdir)
+            self.skip_cells_with_tag = "vaelib-grading-never-skips"
+            self._deadline = time.monotonic() + self.notebook_timeout
+            self._stopped = None
+            self._process_group = None
+            try:
+                nb, resources = super().preprocess(nb, resources, km)
+            except Exception as error:  # noqa: BLE001 - a dead kernel ends the run
+                self._stopped = f"the kernel stopped: {type(error).__name__}: {error}"
+                self.log.warning("%s", self._stopped)
+            finally:
+                metadata["path"] = original
+                self._kill_process_group()
+                shutil.rmtree(workdir, ignore_errors=True)
+            self._mark_cells_that_did_not_run(nb)
+            return nb, resources
+
+        def preprocess_cell(self, cell, resources, index):
+            if self._process_group is None:
+                provisioner = getattr(self.km, "provisioner", None)
+                self._process_group = getattr(provisioner, "pgid", None)
+            if time.monotonic() >= self._deadline:
+                self._stopped = (
+                    f"the notebook ran out of time ({self.notebook_timeout} s)"
+                )
+                return cell, self.resources
+            return super().preprocess_cell(cell, resources, index)
+
+        def _get_timeout(self, cell):
+            timeout = super()._get_timeout(cell)
+            left = max(1, math.ceil(self._deadline - time.monotonic()))
+            return left if timeout is None else min(timeout, left)
+
+        def _kill_process_group(self):
+            if self._process_group:
+                try:
+                    os.killpg(self._process_group, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+        def _mark_cells_that_did_not_run(self, nb):
+            from nbformat.v4 import new_output
+
+            reason = self._stopped or "it was not executed"
+            for cell in nb.cells:
+                if cell.cell_type != "code" or cell.get("execution_count"):
+                    continue
+                if not cell.source.strip():
+                    continue
+                cell.outputs.append(
+                    new_output(
+                        "error",
+                        ename="CellNotExecuted",
+                        evalue=f"This cell never ran: {reason}.",
+                        traceback=[f"CellNotExecuted: this cell never ran: {reason}."],
+                    )
+                )
+
+    return IsolatedExecute
+
+
+def find_submissions(submitted):
+    """`(student_id, assignment_id)` pairs in nbgrader's submitted layout."""
+    submitted = pathlib.Path(submitted)
+    if not submitted.is_dir():
+        raise GradingError(f"no such folder: {submitted}")
+    pairs = sorted(
+        (path.parent.parent.name, path.parent.name)
+        for path in submitted.glob("*/*/*.ipynb")
+        if path.stem == path.parent.name
+    )
+    if not pairs:
+        raise GradingError(
+            f"no submissions in {submitted}: expected "
+            "<student_id>/<assignment_id>/<assignment_id>.ipynb"
+        )
+    return pairs
+
+
+def _config(workdir, course, timeout, notebook_timeout):
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    overrides = Config()
+    overrides.CourseDirectory.root = str(workdir)
+    overrides.Execute.timeout = timeout
+    overrides.IsolatedExecute.timeout = timeout
+    overrides.IsolatedExecute.notebook_timeout = notebook_timeout
+    config.merge(overrides)
+    return config
+
+
+def _cell_scores(gradebook, assignment_id, student_id):
+    submission = gradebook.find_submission(assignment_id, student_id)
+    scores = {}
+    for notebook in submission.notebooks:
+        for grade in notebook.grades:
+            scores[grade.name] = [grade.score, grade.max_score]
+    return scores
+
+
+def grade_submissions(
+    submitted,
+    out,
+    course=COURSE_DIRECTORY,
+    seed=None,
+    timeout=600,
+    notebook_timeout=1800,
+    workdir=None,
+    log=print,
+):
+    """Grades every submission in `submitted` with nbgrader; writes `out` (CSV).
+
+    Args:
+        submitted: A folder `<student_id>/<assignment_id>/<assignment_id>.ipynb`.
+        out: Path of the CSV to write (nbgrader's export: `assignment`,
+            `student_id`, `score`, `max_score`, ...), one row per submission.
+        course: The nbgrader course directory with `nbgrader_config.py` and
+            `source/`.
+        seed: The hidden tests' seed; random when `None`.
+        timeout: Seconds per cell.
+        notebook_timeout: Seconds per notebook.
+        workdir: Where the working course directory is kept (the gradebook,
+            the executed notebooks in `autograded/`, the HTML in `feedback/`,
+            `report.json`); by default `<out without suffix>_grading/` next
+            to the CSV. A folder from an earlier run is replaced.
+
+    Returns:
+        A dict: `seed`, `workdir`, `rows` (the CSV's rows as dicts), and
+        `cells` (per submission, each test cell's score and maximum).
+    """
+    try:
+        from nbgrader.api import Gradebook
+        from nbgrader.apps.api import NbGraderAPI
+        from nbgrader.plugins.export import CsvExportPlugin
+    except ImportError as error:
+        raise GradingError(
+            f"nbgrader is not installed ({error}): pip install -e '.[instructor]'"
+        ) from None
+
+    course, out = pathlib.Path(course).resolve(), pathlib.Path(out).resolve()
+    if not (course / "nbgrader_config.py").is_file():
+        raise GradingError(f"{course} is not an nbgrader course: no nbgrader_config.py")
+    pairs = find_submissions(submitted)
+    assignments = sorted({assignment for _, assignment in pairs})
+    unknown = [a for a in assignments if not (course / "source" / a).is_dir()]
+    if unknown:
+        raise GradingError(
+            f"no source for assignment(s) {', '.join(unknown)} in {course / 'source'}"
+        )
+    workdir = pathlib.Path(workdir or out.with_name(out.stem + "_grading")).resolve()
+    if workdir.exists():
+        if not (workdir / MARKER).exists():
+            raise GradingError(
+                f"{workdir} exists and was not made by this command: choose another"
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / MARKER).write_text("made by python -m vaelib grade\n")
+    shutil.copy(course / "nbgrader_config.py", workdir / "nbgrader_config.py")
+    for assignment in assignments:
+        shutil.copytree(course / "source" / assignment, workdir / "source" / assignment)
+    for student, assignment in pairs:
+        shutil.copytree(
+            pathlib.Path(submitted) / student / assignment,
+            workdir / "submitted" / student / assignment,
+        )
+
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    previous_seed = os.environ.get(GRADING_SEED_VARIABLE)
+    os.environ[GRADING_SEED_VARIABLE] = str(seed)
+    config = _config(workdir, course, timeout, notebook_timeout)
+    config.Autograde.autograde_preprocessors = [
+        _isolated_execute_class(),
+        *[p for p in _default_autograde_preprocessors() if p.__name__ != "Execute"],
+    ]
+    log(f"grading {len(pairs)} submission(s) with seed {seed} in {workdir}")
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="nbgrader")
+            warnings.filterwarnings("ignore", module="sqlalchemy")
+            api = NbGraderAPI(config=config)
+            failures = _autograde(api, assignments, pairs, log)
+    finally:
+        if previous_seed is None:
+            os.environ.pop(GRADING_SEED_VARIABLE, None)
+        else:
+            os.environ[GRADING_SEED_VARIABLE] = previous_seed
+
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gradebook:
+        for student, assignment in pairs:
+            gradebook.update_or_create_student(student)
+            if (student, assignment) in failures:
+                gradebook.update_or_create_submission(assignment, student)
+        export = workdir / "grades_all.csv"
+        exporter = CsvExportPlugin(config=config)
+        exporter.to = str(export)
+        exporter.export(gradebook)
+        cells = {
+            f"{student}/{assignment}": _cell_scores(gradebook, assignment, student)
+            for student, assignment in pairs
+        }
+    with export.open(newline="") as file:
+        rows = [
+            row
+            for row in csv.DictReader(file)
+            if (row["student_id"], row["assignment"]) in set(pairs)
+        ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = {
+        "seed": seed,
+        "seed_variable": GRADING_SEED_VARIABLE,
+        "timeout_per_cell_s": timeout,
+        "timeout_per_notebook_s": notebook_timeout,
+        "seconds": round(time.perf_counter() - start, 1),
+        "submissions": cells,
+        "could_not_grade": {f"{s}/{a}": e for (s, a), e in failures.items()},
+    }
+    (workdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return {"seed": seed, "workdir": workdir, "rows": rows, "cells": cells}
+
+
+def _autograde(api, assignments, pairs, log):
+    for assignment in assignments:
+        result = api.generate_assignment(assignment, force=True, create=True)
+        if not result["success"]:
+            raise GradingError(
+                f"nbgrader generate_assignment {assignment} failed:\n"
+                + result.get("error", result.get("log", ""))
+            )
+    failures = {}
+    for student, assignment in pairs:
+        began = time.perf_counter()
+        result = api.autograde(assignment, student, force=True, create=True)
+        if not result["success"]:
+            failures[(student, assignment)] = result.get("error", "")[-2000:]
+        status = "graded" if result["success"] else "FAILED to grade"
+        log(
+            f"  {student}/{assignment}: {status} in {time.perf_counter() - began:.0f} s"
+        )
+    for student, assignment in pairs:
+        if (student, assignment) not in failures:
+            api.generate_feedback(assignment, student, force=True)
+    return failures
+
+
+def _default_autograde_preprocessors():
+    from nbgrader.converters import Autograde
+
+    return Autograde.class_traits()["autograde_preprocessors"].default()
+
+
+def format_table(rows):
+    """A Markdown table of `student_id`, `assignment`, `score`, `max_score`."""
+    keys = ("student_id", "assignment", "score", "max_score")
+    table = [list(keys)] + [[str(row[key]) for key in keys] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in table
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+class FutureFrames:
+    """Held-out moving-digit clips whose future stays in another process.
+
+    Used by `vaelib.checks.check_frame_predictor`. A helper Python process
+    draws the clips from `seed` mixed with fresh entropy of its own, sends
+    only the context frames, then receives one prediction and sends back the
+    mean squared error per frame of the prediction and of three baselines
+    (blank frames, the context's mean frame, the last context frame repeated).
+    The true future frames never enter the grading kernel, so neither a known
+    seed nor the caller's stack frames reveal them; the helper answers one
+    prediction only.
+
+    Use as a context manager:
+
+    >>> with FutureFrames(frame_size=32, num_frames=10, context_frames=5,
+    ...                   num_clips=8, seed=0) as clips:
+    ...     context = clips.context()
+    ...     scores = clips.score(np.zeros((8, 5, 32, 32, 1), "float32"))
+    >>> sorted(scores)
+    ['blank', 'context_mean', 'copy_last', 'prediction']
+    """
+
+    def __init__(self, frame_size, num_frames, context_frames, num_clips, seed):
+        self.settings = {
+            "frame_size": int(frame_size),
+            "num_frames": int(num_frames),
+            "context_frames": int(context_frames),
+            "num_clips": int(num_clips),
+            "seed": int(seed),
+        }
+        self._process = None
+
+    def __enter__(self):
+        self._process = subprocess.Popen(
+            # -m: `import vaelib` then skips Keras (see vaelib/__init__.py).
+            [sys.executable, "-m", "vaelib.grading"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._send_line(json.dumps(self.settings))
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            for stream in (self._process.stdin, self._process.stdout):
+                stream.close()
+            self._process.stderr.close()
+            self._process = None
+
+    def _send_line(self, text):
+        self._process.stdin.write(text.encode() + b"\n")
+        self._process.stdin.flush()
+
+    def _read_line(self):
+        line = self._process.stdout.readline()
+        if not line:
+            error = self._process.stderr.read().decode(errors="replace")[-1500:]
+            raise RuntimeError(f"the clip helper process stopped:\n{error}")
+        return json.loads(line)
+
+    def context(self):
+        """The context frames, float32 `(num_clips, context_frames, h, w, 1)`."""
+        header = self._read_line()
+        data = self._process.stdout.read(math.prod(header["shape"]))
+        return np.divide(
+            np.frombuffer(data, "uint8").reshape(header["shape"]),
+            np.float32(255),
+            dtype="float32",
+        )
+
+    def score(self, prediction):
+        """Sends `prediction`; returns MSE per frame of it and of the baselines."""
+        prediction = np.ascontiguousarray(prediction, dtype="float32")
+        self._send_line(json.dumps({"shape": list(prediction.shape)}))
+        self._process.stdin.write(prediction.tobytes())
+        self._process.stdin.flush()
+        return self._read_line()
+
+
+def _mse_per_frame(target, prediction):
+    return float(np.square(target - prediction).sum(axis=(2, 3, 4)).mean())
+
+
+def _serve():
+    """The helper process of `FutureFrames` (stdin and stdout are its channel)."""
+    from vaelib.data.moving import MovingDigits
+
+    settings = json.loads(sys.stdin.buffer.readline())
+    entropy = secrets.randbits(64)
+    clip_seed = np.random.SeedSequence([settings["seed"], entropy]).generate_state(1)
+    clips = MovingDigits.scaled(
+        settings["frame_size"],
+        num_frames=settings["num_frames"],
+        split="test",
+        seed=int(clip_seed[0]),
+    ).clips_uint8(settings["num_clips"])
+    context = np.ascontiguousarray(clips[:, : settings["context_frames"]])
+    future = clips[:, settings["context_frames"] :].astype("float32") / 255
+    output = sys.stdout.buffer
+    output.write(json.dumps({"shape": list(context.shape)}).encode() + b"\n")
+    output.write(context.tobytes())
+    output.flush()
+    header = json.loads(sys.stdin.buffer.readline())
+    if list(header["shape"]) != list(future.shape):
+        raise SystemExit(f"expected a prediction of shape {future.shape}")
+    data = sys.stdin.buffer.read(4 * math.prod(header["shape"]))
+    prediction = np.frombuffer(data, "float32").reshape(future.shape)
+    context = context.astype("float32") / 255
+    repeat = future.shape[1]
+    scores = {
+        "prediction": _mse_per_frame(future, prediction),
+        "blank": _mse_per_frame(future, np.zeros_like(future)),
+        "context_mean": _mse_per_frame(
+            future, np.repeat(context.mean(axis=1, keepdims=True), repeat, axis=1)
+        ),
+        "copy_last": _mse_per_frame(future, np.repeat(context[:, -1:], repeat, axis=1)),
+    }
+    output.write(json.dumps(scores).encode() + b"\n")
+    output.flush()
+
+
+if __name__ == "__main__":
+    _serve()
