@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vaelib.metrics import bits_per_dim, iwae_log_likelihood
+from vaelib.metrics import bits_per_dim, evaluate_images, iwae_log_likelihood
 from vaelib.models import VAE, mlp_vae
 
 DATA_DIM, LATENT_DIM, NOISE_VAR = 6, 2, 0.3
@@ -99,10 +99,15 @@ def test_iwae_is_at_least_the_elbo_on_an_image_vae_and_handles_k_1000(digits):
 
 def test_iwae_rejects_bad_arguments():
     model, x, _ = probabilistic_pca()
-    with pytest.raises(ValueError, match="k >= 1"):
+    with pytest.raises(ValueError, match="k to be an integer >= 1"):
         iwae_log_likelihood(model, x, k=0)
     with pytest.raises(ValueError, match="Expected input of shape"):
         iwae_log_likelihood(model, x[:, :3], k=2)
+
+
+@pytest.fixture
+def images_28():
+    return np.random.default_rng(0).random((8, 28, 28, 1)).astype("float32")
 
 
 def test_bits_per_dim():
@@ -146,6 +151,41 @@ def test_psnr_and_ssim_agree_with_scikit_image():
         psnr(target, prediction[:, :2])
 
 
+@pytest.mark.parametrize("size, sigma", [(11, 1.5), (12, 0.1), (24, 0.5)])
+def test_ssim_agrees_with_scikit_image_at_the_edges_of_its_window(size, sigma):
+    from skimage.metrics import structural_similarity
+
+    from vaelib.metrics import ssim
+
+    rng = np.random.default_rng(1)
+    target = rng.random((1, size, size, 1))
+    prediction = np.clip(target + 0.2 * rng.normal(size=target.shape), 0, 1)
+    expected = structural_similarity(
+        target[0, ..., 0],
+        prediction[0, ..., 0],
+        gaussian_weights=True,
+        sigma=sigma,
+        use_sample_covariance=False,
+        data_range=1.0,
+    )
+    assert ssim(target, prediction, sigma=sigma)[0] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="Received: 10x10 images"):
+        ssim(target[:, :10, :10], prediction[:, :10, :10])
+
+
+def test_evaluate_prediction_sums_bce_over_each_frame_and_refuses_4d_input():
+    from vaelib.metrics import evaluate_prediction
+
+    target = np.zeros((2, 3, 16, 16, 1))
+    target[..., 4:8, 4:8, :] = 1.0
+    probabilities = np.full(target.shape, 0.5)
+    report = evaluate_prediction(target, probabilities)
+    assert report["bce"] == pytest.approx(256 * math.log(2))
+    assert report["mse_per_frame"] == pytest.approx(256 * 0.25)
+    with pytest.raises(ValueError, match=r"\(n, frames, height, width, channels\)"):
+        evaluate_prediction(target[:, 0], probabilities[:, 0])
+
+
 def test_evaluate_video_reports_per_frame_metrics():
     from vaelib.data import MovingDigits
     from vaelib.metrics import evaluate_video
@@ -159,8 +199,14 @@ def test_evaluate_video_reports_per_frame_metrics():
     for name in ("bce", "psnr", "ssim", "kl"):
         assert report[name].shape == (4,)
         assert report["mean"][name] == pytest.approx(float(report[name].mean()))
-    # An untrained decoder predicts about 0.5 everywhere: BCE near 256 log 2 per frame.
-    assert 100 < report["mean"]["bce"] < 400
+    # With its last layer zeroed the decoder says 0.5 for every pixel, whatever
+    # the latent: BCE is 256 log 2 per 16x16 frame, PSNR that of a grey frame.
+    pixel_logits = model.decoder.get_layer("pixel_logits")
+    pixel_logits.set_weights([np.zeros_like(w) for w in pixel_logits.get_weights()])
+    grey = evaluate_video(model, clips, batch_size=2)
+    np.testing.assert_allclose(grey["bce"], 256 * math.log(2), rtol=1e-5)
+    grey_psnr = 10 * np.log10(1 / np.mean((clips - 0.5) ** 2, axis=(2, 3, 4)))
+    np.testing.assert_allclose(grey["psnr"], grey_psnr.mean(axis=0), rtol=1e-5)
     assert np.all(report["kl"] >= 0)
     from vaelib.losses import gaussian_kl
 
@@ -181,3 +227,55 @@ def test_evaluate_images_reports_the_closed_form_likelihood():
     assert report["bits_per_dim"] == pytest.approx(
         -log_px.mean() / (DATA_DIM * math.log(2)), abs=1e-3
     )
+
+
+def test_kl_of_a_mixed_precision_model_is_the_float32_kl_everywhere(images_28):
+    # A log-variance of 12 overflows float16's exp (e**12 > 65,504).
+    keras.config.set_dtype_policy("mixed_float16")
+    model = mlp_vae(latent_dim=2, hidden=(8,), seed=0)
+    head = model.encoder.get_layer("posterior")
+    head.log_var_layer.bias.assign(np.full(2, 12.0, "float32"))
+    metrics = evaluate_images(model, images_28, iwae_k=2, seed=0)
+    z_mean, _ = model.encode(images_28)
+    expected = np.mean(
+        0.5
+        * (
+            np.expm1(12.0)
+            - 12.0
+            + np.square(keras.ops.convert_to_numpy(z_mean).astype("float64"))
+        ).sum(axis=1)
+    )
+    assert np.isfinite(metrics["kl"])
+    assert metrics["kl"] == pytest.approx(expected, rel=1e-3)
+    elbo = keras.ops.convert_to_numpy(model.elbo(images_28))
+    assert np.all(np.isfinite(elbo))
+
+
+def _narrow_posterior_model(mean, log_var=-30.0, latent_dim=2):
+    """q(z | x) = N(mean, exp(log_var)) for every x; a decoder that ignores z."""
+    inputs = keras.Input((3,))
+    z_mean = keras.layers.Dense(latent_dim, name="mean")(inputs)
+    z_log_var = keras.layers.Dense(latent_dim, name="log_var")(inputs)
+    latent = keras.Input((latent_dim,))
+    decoder = keras.Model(latent, keras.layers.Dense(3, name="linear")(latent))
+    model = VAE(keras.Model(inputs, [z_mean, z_log_var]), decoder, "gaussian")
+    model.encoder.get_layer("mean").set_weights(
+        [np.zeros((3, latent_dim)), np.full(latent_dim, mean)]
+    )
+    model.encoder.get_layer("log_var").set_weights(
+        [np.zeros((3, latent_dim)), np.full(latent_dim, log_var)]
+    )
+    decoder.get_layer("linear").set_weights([np.zeros((latent_dim, 3)), np.zeros(3)])
+    return model
+
+
+def test_iwae_takes_log_q_from_the_noise_for_a_narrow_posterior():
+    # With the same seed both models draw the same noise; z = mean + 3e-7 * noise
+    # and log q(z | x) is the same function of the noise, so the bounds differ
+    # only by log p(z) at the two means. Recomputing the noise as
+    # (z - mean) / std in float32 rounds it (float32 spacing at 1.7 is 1.2e-7,
+    # a third of the std) and each bound moves by up to a nat.
+    x = np.zeros((500, 3), "float32")
+    at_zero = iwae_log_likelihood(_narrow_posterior_model(0.0), x, k=1, seed=0)
+    at_mean = iwae_log_likelihood(_narrow_posterior_model(1.7), x, k=1, seed=0)
+    np.testing.assert_allclose(at_mean - at_zero, -(1.7**2), atol=1e-3)

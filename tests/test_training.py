@@ -49,13 +49,13 @@ def _run_python(script, env=None, timeout=240, cwd=None):
 
 def test_linear_annealing_rises_to_beta_max_then_stays():
     schedule = KLAnnealing("linear", warmup_epochs=4, beta_max=2.0)
-    assert [schedule.beta_at(e) for e in range(6)] == [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
+    assert [schedule.beta_at(e) for e in range(6)] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.0]
 
 
 def test_cyclical_annealing_repeats_its_rise_each_cycle():
-    # 8 epochs, 2 cycles of 4 epochs, each rising over half a cycle (2 epochs).
+    # 8 epochs, 2 cycles of 4 epochs, each rising from 0 over half a cycle.
     schedule = KLAnnealing("cyclical", epochs=8, cycles=2, ratio=0.5)
-    assert [schedule.beta_at(e) for e in range(8)] == [0.5, 1, 1, 1, 0.5, 1, 1, 1]
+    assert [schedule.beta_at(e) for e in range(8)] == [0, 0.5, 1, 1, 0, 0.5, 1, 1]
 
 
 def test_annealing_sets_the_models_beta_during_fit(images):
@@ -69,11 +69,11 @@ def test_annealing_sets_the_models_beta_during_fit(images):
         mlp_vae(latent_dim=2, hidden=(16,), seed=0),
         images[:128],
         epochs=3,
-        kl_anneal=KLAnnealing("linear", warmup_epochs=3),
+        kl_anneal=KLAnnealing("linear", warmup_epochs=2),
         callbacks=[Record()],
         verbose=0,
     )
-    np.testing.assert_allclose(seen, [1 / 3, 2 / 3, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(seen, [0.0, 0.5, 1.0], rtol=1e-6)
     np.testing.assert_allclose(result.history["beta"], seen, rtol=1e-6)
 
 
@@ -112,8 +112,9 @@ def test_best_checkpoint_ignores_epochs_still_warming_up_the_kl(images, tmp_path
         callbacks=[Record()],
         verbose=0,
     )
-    # beta is 1/3, 2/3, 1, 1: nothing is saved before the end of epoch 2.
-    assert existed == [False, False, False, True]
+    # beta is 0, 1/3, 2/3, 1: nothing is saved before the end of epoch 3.
+    assert existed == [False, False, False, False]
+    assert best.exists()
 
 
 def test_bad_schedule_and_strategy_names_raise():

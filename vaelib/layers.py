@@ -1,8 +1,15 @@
-"""The two layers every VAE in the course is built from."""
+"""The layers the VAEs of the course are built from.
+
+`Sampling` and `GaussianHead` make any network a VAE; `FusedConvLSTM2D` and
+`PerFrame` make the video models fast (the same computation as Keras'
+`ConvLSTM2D` and `TimeDistributed`, in fewer, larger operations).
+"""
 
 import keras
 import numpy as np
 from keras import ops
+
+from vaelib import _arguments
 
 MIN_LOG_VAR = -30.0
 MAX_LOG_VAR = 20.0
@@ -45,6 +52,12 @@ class Sampling(keras.layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
+        if tuple(z_mean.shape) != tuple(z_log_var.shape):
+            raise ValueError(
+                "Expected z_mean and z_log_var of the same shape. Received: "
+                f"z_mean.shape={tuple(z_mean.shape)}, "
+                f"z_log_var.shape={tuple(z_log_var.shape)}"
+            )
         epsilon = keras.random.normal(
             ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator
         )
@@ -205,7 +218,8 @@ class FusedConvLSTM2D(keras.layers.Layer):
 
     Args:
         filters: Hidden channels.
-        kernel_size: Size of the square convolution kernels.
+        kernel_size: Size of the square convolution kernels: an integer, or
+            a pair of equal integers as Keras' `ConvLSTM2D` takes.
         unroll: Unrolling of the time loop, passed to `keras.ops.scan`:
             `True` (full), an integer, or `None` for the backend's best choice
             (full unrolling on JAX, where it is much faster on CPU; 1
@@ -229,8 +243,14 @@ class FusedConvLSTM2D(keras.layers.Layer):
 
     def __init__(self, filters, kernel_size=3, unroll=None, **kwargs):
         super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
+        sizes = _arguments.positive_ints("kernel_size", kernel_size)
+        if len(set(sizes)) != 1 or len(sizes) > 2:
+            raise ValueError(
+                "Expected a square kernel: kernel_size=k or (k, k). "
+                f"Received: kernel_size={kernel_size!r}"
+            )
+        self.filters = _arguments.positive_int("filters", filters)
+        self.kernel_size = sizes[0]
         self.unroll = unroll
         self.input_spec = keras.layers.InputSpec(ndim=5)
 
@@ -314,12 +334,16 @@ class PerFrame(keras.layers.Wrapper):
     """Applies a layer to every frame of a clip by folding time into the batch.
 
     `(batch, frames, ...)` is reshaped to `(batch * frames, ...)`, the layer
-    runs once on all frames together, and the result is reshaped back. It
-    computes what `keras.layers.TimeDistributed` computes, but Keras 3's
-    `TimeDistributed` calls the layer once per frame in a Python loop and
-    transposes the whole tensor on the way in and out; one call on a batch
-    `frames` times larger is much faster on a CPU. Needs a known number of
-    frames.
+    runs once on all frames together, and the result is reshaped back. For
+    layers that treat each example on its own (convolutions, dense layers,
+    activations: every layer of vaelib's models) it computes what
+    `keras.layers.TimeDistributed` computes, but Keras 3's `TimeDistributed`
+    calls the layer once per frame in a Python loop and transposes the whole
+    tensor on the way in and out; one call on a batch `frames` times larger
+    is much faster on a CPU. It differs for a layer whose output depends on
+    the batch (`BatchNormalization` in training takes its statistics over
+    all frames at once, not frame by frame) and it ignores masks, which
+    `TimeDistributed` passes on. Needs a known number of frames.
 
     Args:
         layer: The layer to apply to each frame (it sees `(batch, ...)`).

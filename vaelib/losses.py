@@ -11,6 +11,8 @@ numbers.
 
 import math
 
+import keras
+import numpy as np
 from keras import ops
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -21,6 +23,23 @@ def _sum_over_non_batch_axes(values):
     if rank < 2:
         return values
     return ops.sum(values, axis=tuple(range(1, rank)))
+
+
+def _check_floating(name, value):
+    dtype = keras.backend.standardize_dtype(value.dtype)
+    if "float" not in dtype:
+        raise ValueError(
+            f"Expected `{name}` to be a floating-point tensor. Received: "
+            f"{name}.dtype={dtype}"
+        )
+
+
+def _known_values(value):
+    """The values of an eager tensor or array; None while tracing (jit, graph)."""
+    try:
+        return np.asarray(ops.convert_to_numpy(value))
+    except Exception:  # noqa: BLE001 - a symbolic tensor has no values yet
+        return None
 
 
 def _check_same_shape(name_a, a, name_b, b):
@@ -65,6 +84,8 @@ def gaussian_kl(z_mean, z_log_var):
     """
     z_mean = ops.convert_to_tensor(z_mean)
     z_log_var = ops.convert_to_tensor(z_log_var)
+    _check_floating("z_mean", z_mean)
+    _check_floating("z_log_var", z_log_var)
     _check_same_shape("z_mean", z_mean, "z_log_var", z_log_var)
     per_unit = 0.5 * (ops.expm1(z_log_var) - z_log_var + ops.square(z_mean))
     return _sum_over_non_batch_axes(per_unit)
@@ -95,6 +116,14 @@ def bernoulli_nll(x, logits):
     Introduced in: course/02_mlp_vae.ipynb
     """
     logits = ops.convert_to_tensor(logits)
+    _check_floating("logits", logits)
+    values = _known_values(x)
+    if values is not None and values.size and (values.min() < 0 or values.max() > 1):
+        raise ValueError(
+            "Expected `x` in [0, 1] for a Bernoulli likelihood (divide 8-bit "
+            f"images by 255). Received: min={values.min():.4g}, "
+            f"max={values.max():.4g}"
+        )
     x = ops.cast(ops.convert_to_tensor(x), logits.dtype)
     _check_same_shape("x", x, "logits", logits)
     per_pixel = ops.binary_crossentropy(x, logits, from_logits=True)

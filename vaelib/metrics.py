@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from vaelib import losses
+from vaelib import _arguments, losses
 
 
 def iwae_log_likelihood(model, x, k=100, seed=None, chunk_size=None):
@@ -45,14 +45,12 @@ def iwae_log_likelihood(model, x, k=100, seed=None, chunk_size=None):
 
     Introduced in: course/03_elbo_in_depth.ipynb
     """
-    if int(k) < 1:
-        raise ValueError(f"Expected k >= 1. Received: k={k}")
-    k = int(k)
+    k = _arguments.positive_int("k", k)
     x = model._check_input(x)
     batch_size = x.shape[0]
     if chunk_size is None:
         chunk_size = max(1, 4096 // max(batch_size, 1))
-    chunk_size = min(int(chunk_size), k)
+    chunk_size = min(_arguments.positive_int("chunk_size", chunk_size), k)
     seed_generator = keras.random.SeedGenerator(seed)
 
     z_mean, z_log_var = model.encoder(x, training=False)
@@ -64,18 +62,19 @@ def iwae_log_likelihood(model, x, k=100, seed=None, chunk_size=None):
         # (samples * batch_size, *latent_shape): sample-major copies of the batch
         mean = ops.tile(z_mean, (samples,) + (1,) * (len(z_mean.shape) - 1))
         log_var = ops.tile(z_log_var, (samples,) + (1,) * (len(z_log_var.shape) - 1))
-        z = mean + ops.exp(0.5 * log_var) * keras.random.normal(
-            ops.shape(mean), seed=seed_generator
-        )
+        noise = keras.random.normal(ops.shape(mean), seed=seed_generator)
+        z = mean + ops.exp(0.5 * log_var) * noise
         targets = np.tile(x, (samples,) + (1,) * (x.ndim - 1))
         log_likelihood = -model.reconstruction_loss(
             targets, model.decoder(z, training=False)
         )
-        log_weight = (
-            log_likelihood
-            + losses.standard_normal_log_prob(z)
-            - losses.diagonal_normal_log_prob(z, mean, log_var)
+        # log q(z | x) from the noise, log N(noise; 0, I) - sum(log_var) / 2:
+        # recomputing (z - mean) / std in float32 loses the noise when the
+        # posterior is narrow (std 3e-7 at log-variance -30).
+        log_q = losses.standard_normal_log_prob(noise) - 0.5 * ops.sum(
+            ops.reshape(log_var, (ops.shape(log_var)[0], -1)), axis=1
         )
+        log_weight = log_likelihood + losses.standard_normal_log_prob(z) - log_q
         log_weights.append(ops.reshape(log_weight, (samples, batch_size)))
     log_weights = ops.concatenate(log_weights, axis=0)
     bound = ops.logsumexp(log_weights, axis=0) - math.log(k)
@@ -103,10 +102,9 @@ def bits_per_dim(nll, num_dims):
 
     Introduced in: course/03_elbo_in_depth.ipynb
     """
-    if not isinstance(num_dims, int | np.integer):
-        num_dims = math.prod(num_dims)
-    if num_dims < 1:
-        raise ValueError(f"Expected num_dims >= 1. Received: num_dims={num_dims}")
+    if isinstance(num_dims, tuple | list):
+        num_dims = math.prod(_arguments.positive_ints("num_dims", num_dims))
+    num_dims = _arguments.positive_int("num_dims", num_dims)
     return nll / (num_dims * math.log(2.0))
 
 
@@ -168,6 +166,17 @@ def ssim(target, prediction, max_value=1.0, sigma=1.5):
     from scipy.ndimage import gaussian_filter
 
     target, prediction = _check_pair(target, prediction)
+    sigma = _arguments.finite_float("sigma", sigma)
+    if sigma <= 0:
+        raise ValueError(f"Expected sigma > 0. Received: sigma={sigma}")
+    # scikit-image ignores a border of (window - 1) / 2 pixels; so do we.
+    border = int(3.5 * sigma + 0.5)
+    height, width = target.shape[-3:-1]
+    if min(height, width) <= 2 * border:
+        raise ValueError(
+            f"Expected images larger than the {2 * border + 1}x{2 * border + 1} "
+            f"SSIM window of sigma={sigma}. Received: {height}x{width} images"
+        )
     # Filter over height and width only; radius 3.5 * sigma gives the 11x11 window.
     sigmas = [0.0] * (target.ndim - 3) + [sigma, sigma, 0.0]
 
@@ -182,9 +191,7 @@ def ssim(target, prediction, max_value=1.0, sigma=1.5):
     index = ((2 * mean_t * mean_p + c1) * (2 * covariance + c2)) / (
         (mean_t**2 + mean_p**2 + c1) * (var_t + var_p + c2)
     )
-    # scikit-image ignores a border of (window - 1) / 2 pixels; so do we.
-    border = int(3.5 * sigma + 0.5)
-    index = index[..., border:-border, border:-border, :]
+    index = index[..., border : height - border, border : width - border, :]
     return index.mean(axis=(-3, -2, -1))
 
 
@@ -207,6 +214,7 @@ def evaluate_video(model, clips, batch_size=16):
 
     Introduced in: course/08_convlstm_video_vae.ipynb
     """
+    batch_size = _arguments.positive_int("batch_size", batch_size)
     clips = model._check_input(clips)
     if clips.ndim != 5:
         raise ValueError(
@@ -228,9 +236,7 @@ def evaluate_video(model, clips, batch_size=16):
         latents = [
             ops.reshape(t, (clips_in_batch * frames, -1)) for t in (z_mean, z_log_var)
         ]
-        kl.append(
-            ops.convert_to_numpy(losses.gaussian_kl(*latents)).reshape(-1, frames)
-        )
+        kl.append(ops.convert_to_numpy(model.kl_loss(*latents)).reshape(-1, frames))
         reconstruction = ops.convert_to_numpy(model.decode(z_mean))
         psnr_values.append(psnr(batch, reconstruction))
         ssim_values.append(ssim(batch, reconstruction))
@@ -261,6 +267,11 @@ def evaluate_prediction(target, probabilities):
     Introduced in: course/09_video_applications.ipynb
     """
     target, probabilities = _check_pair(target, probabilities)
+    if target.ndim != 5:
+        raise ValueError(
+            "Expected `target` and `probabilities` of shape (n, frames, height, "
+            f"width, channels). Received: shape={target.shape}"
+        )
     p = np.clip(probabilities, 1e-6, 1 - 1e-6)
     bce = -(target * np.log(p) + (1 - target) * np.log1p(-p))
     pixel_axes = tuple(range(2, target.ndim))
@@ -291,6 +302,7 @@ def evaluate_images(model, images, iwae_k=100, seed=0, batch_size=256):
 
     Introduced in: course/03_elbo_in_depth.ipynb
     """
+    batch_size = _arguments.positive_int("batch_size", batch_size)
     images = model._check_input(images)
     reconstruction, kl, iwae = [], [], []
     for start in range(0, len(images), batch_size):
@@ -299,7 +311,7 @@ def evaluate_images(model, images, iwae_k=100, seed=0, batch_size=256):
         reconstruction.append(
             ops.convert_to_numpy(model.reconstruction_loss(batch, decoder_output))
         )
-        kl.append(ops.convert_to_numpy(losses.gaussian_kl(z_mean, z_log_var)))
+        kl.append(ops.convert_to_numpy(model.kl_loss(z_mean, z_log_var)))
         iwae.append(iwae_log_likelihood(model, batch, k=iwae_k, seed=seed))
     reconstruction = float(np.concatenate(reconstruction).mean())
     kl = float(np.concatenate(kl).mean())

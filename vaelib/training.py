@@ -29,6 +29,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from vaelib import _arguments
 from vaelib.choices import PRECISIONS, STRATEGIES
 
 
@@ -195,11 +196,12 @@ def set_mixed_precision(mode="off"):
 class KLAnnealing(keras.callbacks.Callback):
     """Sets the VAE's `beta` at the start of each epoch from a schedule.
 
-    `"linear"` (Bowman et al., 2016) rises from 0 to `beta_max` over
-    `warmup_epochs`, then stays there. `"cyclical"` (Fu et al., 2019) repeats
-    that rise `cycles` times over `epochs`: each cycle spends `ratio` of its
-    length rising and the rest at `beta_max`. The schedule depends only on the
-    epoch number, so a resumed run continues it where it stopped.
+    `"linear"` (Bowman et al., 2016) rises from 0 (the first epoch) to
+    `beta_max` (epoch `warmup_epochs`, counted from 0), in equal steps, then
+    stays there. `"cyclical"` (Fu et al., 2019) repeats that rise `cycles`
+    times over `epochs`: each cycle starts at 0, spends `ratio` of its length
+    rising and the rest at `beta_max`. The schedule depends only on the epoch
+    number, so a resumed run continues it where it stopped.
 
     Args:
         schedule: `"linear"` or `"cyclical"`.
@@ -228,6 +230,19 @@ class KLAnnealing(keras.callbacks.Callback):
             )
         if schedule == "cyclical" and not epochs:
             raise ValueError("A cyclical schedule needs `epochs`, the run's length.")
+        if epochs is not None:
+            epochs = _arguments.positive_int("epochs", epochs)
+        warmup_epochs = _arguments.positive_int("warmup_epochs", warmup_epochs)
+        cycles = _arguments.positive_int("cycles", cycles)
+        ratio = _arguments.finite_float("ratio", ratio)
+        if not 0 < ratio <= 1:
+            raise ValueError(f"Expected 0 < ratio <= 1. Received: ratio={ratio}")
+        beta_max = _arguments.finite_float("beta_max", beta_max, minimum=0)
+        if schedule == "cyclical" and cycles > epochs:
+            raise ValueError(
+                "Expected at most one cycle per epoch. "
+                f"Received: cycles={cycles}, epochs={epochs}"
+            )
         self.schedule = schedule
         self.epochs = epochs
         self.warmup_epochs = warmup_epochs
@@ -238,10 +253,10 @@ class KLAnnealing(keras.callbacks.Callback):
     def beta_at(self, epoch):
         """The weight of the KL term during `epoch` (counted from 0)."""
         if self.schedule == "linear":
-            progress = (epoch + 1) / max(self.warmup_epochs, 1)
+            progress = epoch / self.warmup_epochs
         else:
             period = self.epochs / self.cycles
-            progress = ((epoch % period) + 1) / (period * self.ratio)
+            progress = (epoch % period) / (period * self.ratio)
         return self.beta_max * min(1.0, progress)
 
     def on_epoch_begin(self, epoch, logs=None):

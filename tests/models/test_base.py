@@ -171,7 +171,7 @@ def test_bad_constructor_arguments():
         VAE(model.encoder, model.decoder, likelihood="poisson")
     with pytest.raises(ValueError, match="beta"):
         VAE(model.encoder, model.decoder, beta=-1.0)
-    with pytest.raises(ValueError, match="n >= 1"):
+    with pytest.raises(ValueError, match="n to be an integer >= 1"):
         model.sample(0)
 
 

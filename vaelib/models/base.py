@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from vaelib import losses
+from vaelib import _arguments, losses
 from vaelib.layers import Sampling
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -42,8 +42,10 @@ class VAE(keras.Model):
 
     Call arguments:
         inputs: A batch `x` with the encoder's input shape.
-        training: Unused; the posterior sample is drawn in every mode so that
-            `evaluate` reports the same ELBO that training optimises.
+        training: Passed to the encoder and decoder (dropout or batch
+            normalisation layers, if any, follow it); the posterior sample
+            is drawn in every mode, so that `evaluate` reports the same ELBO
+            that training optimises.
 
     Returns:
         From `model(x)`: a tuple `(decoder_output, z_mean, z_log_var)`.
@@ -76,8 +78,7 @@ class VAE(keras.Model):
                 f"Expected likelihood to be one of {LIKELIHOODS}. "
                 f"Received: likelihood={likelihood!r}"
             )
-        if float(beta) < 0:
-            raise ValueError(f"Expected beta >= 0. Received: beta={beta}")
+        beta = _arguments.finite_float("beta", beta, minimum=0)
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihood
@@ -125,14 +126,23 @@ class VAE(keras.Model):
             return losses.bernoulli_nll(x, decoder_output)
         return losses.gaussian_nll(x, decoder_output, self.decoder_log_var)
 
+    def kl_loss(self, z_mean, z_log_var):
+        """`KL(q(z | x) || N(0, I))` per example, in nats, always in float32.
+
+        The one KL path of the library: `compute_loss`, `elbo` and
+        `vaelib.metrics` all take it, so a mixed-precision model (whose
+        float16 `exp` overflows above 11) reports a finite KL everywhere.
+        """
+        return losses.gaussian_kl(
+            ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
+        )
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         decoder_output, z_mean, z_log_var = y_pred
         reconstruction = self.reconstruction_loss(x, decoder_output)
-        kl = losses.gaussian_kl(
-            ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
-        )
+        kl = self.kl_loss(z_mean, z_log_var)
         per_example = reconstruction + self.beta * kl
         if sample_weight is None:
             loss = ops.mean(per_example)
@@ -204,9 +214,8 @@ class VAE(keras.Model):
 
     def sample(self, n, seed=None):
         """Decodes `n` draws from the prior N(0, I) (mean images, not noisy)."""
-        if int(n) < 1:
-            raise ValueError(f"Expected n >= 1. Received: n={n}")
-        z = keras.random.normal((int(n),) + self.latent_shape, seed=seed)
+        n = _arguments.positive_int("n", n)
+        z = keras.random.normal((n,) + self.latent_shape, seed=seed)
         return self.decode(z)
 
     def reconstruct(self, x):
@@ -218,9 +227,7 @@ class VAE(keras.Model):
         """Per-example ELBO in nats (one posterior sample, `beta` ignored)."""
         x = self._check_input(x)
         decoder_output, z_mean, z_log_var = self(x, training=False)
-        kl = losses.gaussian_kl(
-            ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
-        )
+        kl = self.kl_loss(z_mean, z_log_var)
         return -(self.reconstruction_loss(x, decoder_output) + kl)
 
     def get_config(self):
