@@ -118,3 +118,42 @@ def test_gaussian_nll_broadcasts_a_scalar_log_variance():
     np.testing.assert_allclose(
         to_numpy(gaussian_nll(x, mean, -1.2)), expected, rtol=1e-5
     )
+
+
+def test_two_gaussian_kl_matches_a_monte_carlo_estimate():
+    rng = np.random.default_rng(1)
+    mean = np.array([[0.5, -1.5, 2.0]], "float32")
+    log_var = np.array([[-1.0, 0.7, 0.0]], "float32")
+    prior_mean = np.array([[1.0, 0.5, -0.5]], "float32")
+    prior_log_var = np.array([[0.3, -0.8, 1.2]], "float32")
+    std, prior_std = np.exp(0.5 * log_var), np.exp(0.5 * prior_log_var)
+    z = mean + std * rng.standard_normal((400_000, 3))
+    samples = (
+        stats.norm.logpdf(z, mean, std) - stats.norm.logpdf(z, prior_mean, prior_std)
+    ).sum(axis=1)
+    estimate, standard_error = samples.mean(), samples.std() / math.sqrt(len(samples))
+    analytic = to_numpy(gaussian_kl(mean, log_var, prior_mean, prior_log_var))[0]
+    assert abs(estimate - analytic) < 4 * standard_error
+
+
+def test_two_gaussian_kl_with_a_standard_normal_prior_is_the_kl_to_n01():
+    rng = np.random.default_rng(2)
+    mean = rng.normal(size=(4, 3, 5)).astype("float32")
+    log_var = rng.normal(size=(4, 3, 5)).astype("float32")
+    zeros = np.zeros_like(mean)
+    expected = to_numpy(gaussian_kl(mean, log_var))
+    for prior in ((zeros, zeros), (zeros, None), (None, zeros)):
+        np.testing.assert_allclose(
+            to_numpy(gaussian_kl(mean, log_var, *prior)), expected, rtol=1e-6
+        )
+    assert expected.shape == (4,)
+
+
+def test_two_gaussian_kl_is_zero_between_equal_gaussians_and_checks_shapes():
+    mean = np.array([[0.3, -2.0]], "float32")
+    log_var = np.array([[1.5, -3.0]], "float32")
+    np.testing.assert_allclose(
+        to_numpy(gaussian_kl(mean, log_var, mean, log_var)), [0.0], atol=1e-7
+    )
+    with pytest.raises(ValueError, match="prior_mean"):
+        gaussian_kl(mean, log_var, np.zeros((1, 3), "float32"), log_var)

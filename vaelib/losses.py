@@ -54,12 +54,12 @@ def _check_same_shape(name_a, a, name_b, b):
         )
 
 
-def gaussian_kl(z_mean, z_log_var):
-    """KL divergence from N(z_mean, exp(z_log_var)) to N(0, I), per example.
+def gaussian_kl(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
+    """KL divergence from N(z_mean, exp(z_log_var)) to a diagonal Gaussian prior.
 
     For a diagonal Gaussian posterior with mean `mu` and log-variance
     `log_var`, the Kullback-Leibler divergence to the standard normal prior
-    has the closed form
+    N(0, I) (the default) has the closed form
 
         KL = 0.5 * sum(exp(log_var) + mu**2 - 1 - log_var)
 
@@ -67,9 +67,21 @@ def gaussian_kl(z_mean, z_log_var):
     full precision when `log_var` is near zero. It is zero exactly when
     `mu = 0` and `log_var = 0`, and never negative.
 
+    With a learned prior N(prior_mean, exp(prior_log_var)) (for instance
+    p(z_t | x_<t) of a sequential model), the closed form between the two
+    diagonal Gaussians is, with `d = log_var - prior_log_var`,
+
+        KL = 0.5 * sum(expm1(d) - d + (mu - prior_mean)**2 * exp(-prior_log_var))
+
+    which is the formula above when `prior_mean = 0` and `prior_log_var = 0`.
+    A missing `prior_mean` or `prior_log_var` counts as 0.
+
     Args:
         z_mean: Tensor `(batch, ...)` of posterior means.
         z_log_var: Tensor of the same shape, posterior log-variances.
+        prior_mean: Optional tensor of the same shape, the prior's means.
+        prior_log_var: Optional tensor of the same shape, the prior's
+            log-variances.
 
     Returns:
         Tensor `(batch,)`: the KL of each example in nats, summed over every
@@ -79,6 +91,9 @@ def gaussian_kl(z_mean, z_log_var):
 
     >>> float(gaussian_kl(ops.zeros((1, 3)), ops.zeros((1, 3)))[0])
     0.0
+    >>> kl = gaussian_kl(ops.ones((1, 3)), ops.zeros((1, 3)), ops.ones((1, 3)))
+    >>> float(kl[0])
+    0.0
 
     Introduced in: course/02_mlp_vae.ipynb
     """
@@ -87,7 +102,23 @@ def gaussian_kl(z_mean, z_log_var):
     _check_floating("z_mean", z_mean)
     _check_floating("z_log_var", z_log_var)
     _check_same_shape("z_mean", z_mean, "z_log_var", z_log_var)
-    per_unit = 0.5 * (ops.expm1(z_log_var) - z_log_var + ops.square(z_mean))
+    if prior_mean is None and prior_log_var is None:
+        per_unit = 0.5 * (ops.expm1(z_log_var) - z_log_var + ops.square(z_mean))
+        return _sum_over_non_batch_axes(per_unit)
+    squared_distance = ops.square(z_mean)
+    if prior_mean is not None:
+        prior_mean = ops.cast(ops.convert_to_tensor(prior_mean), z_mean.dtype)
+        _check_same_shape("z_mean", z_mean, "prior_mean", prior_mean)
+        squared_distance = ops.square(z_mean - prior_mean)
+    log_var_difference = z_log_var
+    if prior_log_var is not None:
+        prior_log_var = ops.cast(ops.convert_to_tensor(prior_log_var), z_mean.dtype)
+        _check_same_shape("z_log_var", z_log_var, "prior_log_var", prior_log_var)
+        log_var_difference = z_log_var - prior_log_var
+        squared_distance = squared_distance * ops.exp(-prior_log_var)
+    per_unit = 0.5 * (
+        ops.expm1(log_var_difference) - log_var_difference + squared_distance
+    )
     return _sum_over_non_batch_axes(per_unit)
 
 

@@ -2,6 +2,7 @@
 
 from vaelib.models.base import VAE
 from vaelib.models.conv import ConvVAE, conv_vae
+from vaelib.models.learned_prior import LearnedPriorVAE, learned_prior_vae
 from vaelib.models.legacy import upgrade_model
 from vaelib.models.mlp import MLPVAE, mlp_vae
 from vaelib.models.video import (
@@ -21,12 +22,14 @@ __all__ = [
     "ConvLSTMVAE",
     "ConvVAE",
     "FramewiseVAE",
+    "LearnedPriorVAE",
     "MLPVAE",
     "conv_vae",
     "convlstm_predictor",
     "convlstm_vae",
     "copy_last_frame",
     "framewise_vae",
+    "learned_prior_vae",
     "mlp_vae",
     "predict_frames",
     "upgrade_model",

@@ -1,0 +1,141 @@
+import keras
+import numpy as np
+import pytest
+from conftest import to_numpy
+
+from vaelib.data import MovingDigits
+from vaelib.losses import bernoulli_nll, gaussian_kl
+from vaelib.models import LearnedPriorVAE, learned_prior_vae
+
+SHAPE = (5, 16, 16, 1)
+SMALL = dict(latent_dim=3, filters=(4, 8), lstm_filters=4, decoder_convs=1)
+
+
+def build(**overrides):
+    return LearnedPriorVAE(input_shape=SHAPE, seed=0, **{**SMALL, **overrides})
+
+
+@pytest.fixture(scope="module")
+def model():
+    # One untrained model for the tests that only read it (building and
+    # tracing are most of a test's time, on JAX above all).
+    return build()
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return MovingDigits(
+        frame_size=16, num_frames=5, digit_size=7, speed=1.5, split="train", seed=0
+    ).clips(8)
+
+
+def test_shapes_and_config(model, clips):
+    assert model.latent_shape == (5, 3) and model.data_shape == SHAPE
+    logits, *gaussians = model(clips[:2])
+    assert tuple(logits.shape) == (2,) + SHAPE
+    assert all(tuple(t.shape) == (2, 5, 3) for t in gaussians)
+    config = model.get_config()
+    assert config["filters"] == [4, 8] and config["lstm_filters"] == 4
+    assert type(learned_prior_vae(SHAPE, seed=0, **SMALL)) is LearnedPriorVAE
+
+
+def test_the_loss_is_the_sequential_elbo(model, clips):
+    y_pred = model(clips, training=False)
+    logits, z_mean, z_log_var, prior_mean, prior_log_var = y_pred
+    expected = np.mean(
+        to_numpy(bernoulli_nll(clips, logits))
+        + to_numpy(gaussian_kl(z_mean, z_log_var, prior_mean, prior_log_var))
+    )
+    loss = to_numpy(model.compute_loss(x=clips, y_pred=y_pred))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    # the KL of each frame is to the learned prior, not to N(0, I)
+    assert not np.allclose(
+        to_numpy(gaussian_kl(z_mean, z_log_var)),
+        to_numpy(gaussian_kl(z_mean, z_log_var, prior_mean, prior_log_var)),
+    )
+
+
+def test_the_prior_at_step_t_does_not_see_frame_t(model, clips):
+    x = clips[:2]
+    t = 2
+    prior = [to_numpy(v) for v in model.prior(x)]
+    changed_now = x.copy()
+    changed_now[:, t] = 1.0 - changed_now[:, t]
+    after_now = [to_numpy(v) for v in model.prior(changed_now)]
+    for before, after in zip(prior, after_now, strict=True):
+        np.testing.assert_array_equal(before[:, : t + 1], after[:, : t + 1])
+    # (the log-variance head starts at zero: only the mean can move yet)
+    assert not np.allclose(prior[0][:, t + 1], after_now[0][:, t + 1])
+    changed_before = x.copy()
+    changed_before[:, t - 1] = 1.0 - changed_before[:, t - 1]
+    after_before = to_numpy(model.prior(changed_before)[0])
+    np.testing.assert_array_equal(prior[0][:, :t], after_before[:, :t])
+    assert not np.allclose(prior[0][:, t], after_before[:, t])
+
+
+def test_the_posterior_and_decoder_do_not_see_the_future(model, clips):
+    x = clips[:2]
+    z = np.random.default_rng(0).normal(size=(2,) + model.latent_shape)
+    changed = x.copy()
+    changed[:, 3] = 1.0 - changed[:, 3]
+    posterior = to_numpy(model.encoder(x)[0])
+    np.testing.assert_array_equal(
+        posterior[:, :3], to_numpy(model.encoder(changed)[0])[:, :3]
+    )
+    decoded = to_numpy(model.decode(z, x))
+    # frame 3 is only an input of frame 4 (as x_<t)
+    np.testing.assert_array_equal(
+        decoded[:, :4], to_numpy(model.decode(z, changed))[:, :4]
+    )
+    assert not np.allclose(decoded[:, 4], to_numpy(model.decode(z, changed))[:, 4])
+
+
+def test_generation_one_frame_at_a_time_equals_the_teacher_forced_pass(model, clips):
+    x = clips[:3]
+    frames, prior_mean, prior_log_var = model._rollout(x, 0, use_means=True)
+    z_mean, _ = model.encode(x)
+    np.testing.assert_allclose(frames, to_numpy(model.decode(z_mean, x)), atol=1e-5)
+    expected_mean, expected_log_var = model.prior(x)
+    np.testing.assert_allclose(prior_mean, to_numpy(expected_mean), atol=1e-5)
+    np.testing.assert_allclose(prior_log_var, to_numpy(expected_log_var), atol=1e-5)
+
+
+def test_sample_and_predict_future_shapes_range_and_seeds(model, clips):
+    samples = model.sample(3, seed=0)
+    assert samples.shape == (3,) + SHAPE and samples.dtype == np.float32
+    assert samples.min() >= 0 and samples.max() <= 1
+    np.testing.assert_array_equal(samples, model.sample(3, seed=0))
+    assert model.sample(2, seed=0, num_frames=7).shape == (2, 7) + SHAPE[1:]
+    future = model.predict_future(clips[:2, :3], 4, seed=1)
+    assert future.shape == (2, 4) + SHAPE[1:]
+    assert future.min() >= 0 and future.max() <= 1
+    np.testing.assert_array_equal(
+        future, model.predict_future(clips[:2, :3], 4, seed=1)
+    )
+    assert not np.allclose(future, model.predict_future(clips[:2, :3], 4, seed=2))
+
+
+def test_bad_input_is_refused_with_the_expected_shape(model, clips):
+    with pytest.raises(ValueError, match="context_frames"):
+        model.predict_future(clips[:, :, :8], 2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.predict_future(clips[:, :2] * 3, 2)
+    with pytest.raises(ValueError, match="n"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="divisible"):
+        LearnedPriorVAE(input_shape=(5, 18, 18, 1), filters=(4, 8))
+
+
+def test_fit_then_save_and_load_give_identical_prior_outputs(clips, tmp_path):
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(clips, epochs=3, batch_size=4, verbose=0).history
+    assert set(history) >= {"loss", "reconstruction", "kl"}
+    assert history["loss"][-1] < history["loss"][0]
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded) is LearnedPriorVAE and loaded.get_config() == model.get_config()
+    for before, after in zip(model.prior(clips), loaded.prior(clips), strict=True):
+        np.testing.assert_array_equal(to_numpy(before), to_numpy(after))
+    np.testing.assert_array_equal(model.sample(2, seed=3), loaded.sample(2, seed=3))

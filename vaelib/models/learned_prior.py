@@ -1,0 +1,496 @@
+"""A video VAE with a learned temporal prior, for generation and stochastic prediction.
+
+`ConvLSTMVAE` gives every frame's latent the prior N(0, I), so a sample from
+the prior lands where its decoder has never been (black clips). Here the
+prior is learned and conditional on the past, as in SVG-LP (Denton and
+Fergus, 2018): p(z_t | x_<t). Generating a clip is then ancestral sampling:
+draw z_0 from p(z_0), decode frame 0, encode it, draw z_1 from p(z_1 | x_0),
+and so on, each generated frame fed back.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from vaelib import _arguments, losses
+from vaelib.layers import FusedConvLSTM2D, GaussianHead, PerFrame
+from vaelib.models.base import VAE, _scale_for_replicas
+
+# The posterior starts narrow (variance e**-2): a wide starting posterior
+# makes z noise that the decoder learns to ignore (posterior collapse).
+POSTERIOR_START_LOG_VAR = -2.0
+
+
+def _convlstm_step(layer, inputs, state):
+    """One time step of a `FusedConvLSTM2D`, from its own weights.
+
+    `inputs` is one frame `(batch, 1, height, width, channels)`, `state` the
+    pair `(h, c)` of `(batch, height, width, filters)`; returns `(h, (h, c))`
+    with `h` as `(batch, 1, height, width, filters)`. The same gates as the
+    layer's time loop.
+    """
+    h, c = state
+    gates = (
+        ops.conv(inputs[:, 0], layer.kernel, padding="same")
+        + layer.bias
+        + ops.conv(h, layer.recurrent_kernel, padding="same")
+    )
+    i, f, g, o = ops.split(gates, 4, axis=-1)
+    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+    h = ops.sigmoid(o) * ops.tanh(c)
+    return h[:, None], (h, c)
+
+
+@keras.saving.register_keras_serializable(package="vaelib")
+class LearnedPriorVAE(VAE):
+    """A sequential video VAE whose prior over each frame's latent is learned.
+
+    Every frame `x_t` is embedded by the same strided convolutions into a
+    feature map `e_t`. Three ConvLSTMs read these maps in order:
+
+    - the posterior q(z_t | x_<=t): a ConvLSTM over `e_0 .. e_t`, then a
+      dense `GaussianHead` on the flattened map (and `e_t` itself, a short
+      path past the LSTM's gates): a latent vector per frame;
+    - the learned prior p(z_t | x_<t): a ConvLSTM over `e_0 .. e_{t-1}`
+      (zero input at t = 0, so p(z_0) is a learned Gaussian), with the same
+      kind of head. It never sees frame t;
+    - the decoder p(x_t | z_<=t, x_<t): z_t projected to a map, next to
+      `e_{t-1}`, through a ConvLSTM and transposed convolutions to pixel
+      logits.
+
+    The loss of a clip is the sequential ELBO's negative,
+
+        sum_t [ -log p(x_t | z_<=t, x_<t) + beta * KL(q(z_t | x_<=t) || p(z_t | x_<t)) ]
+
+    with both terms summed over pixels, latent units and frames
+    (`vaelib.losses.bernoulli_nll`, `vaelib.losses.gaussian_kl` with the
+    prior's mean and log-variance), averaged over clips. Training uses
+    teacher forcing: every network reads the real previous frames, so one
+    pass over the clip computes all terms (`fit`, `compute_loss`, any
+    backend). `sample` and `predict_future` run the networks one frame at a
+    time and feed each generated frame (its Bernoulli means, not a
+    thresholded image) back in.
+
+    Args:
+        input_shape: `(num_frames, height, width, 1)`; height and width
+            divisible by `2 ** len(filters)`.
+        latent_dim: Units of each frame's latent vector z_t.
+        filters: Filters of the strided frame convolutions, encoder order.
+        lstm_filters: Hidden channels of the three ConvLSTMs.
+        decoder_convs: Convolutions per resolution in the decoder, as in
+            `ConvLSTMVAE`.
+        seed: Seed of the posterior sampling noise in training.
+        beta: Weight of the KL term, see `VAE` (`KLAnnealing` ramps it).
+        **kwargs: Standard `keras.Model` arguments (`name`, ...).
+
+    Call arguments:
+        inputs: Clips `(batch, num_frames, height, width, 1)` in [0, 1].
+
+    Returns:
+        From `model(x)`: `(logits, z_mean, z_log_var, prior_mean,
+        prior_log_var)`, logits of the clip's shape and four `(batch,
+        num_frames, latent_dim)` tensors.
+
+    Example:
+
+    >>> model = LearnedPriorVAE(input_shape=(6, 16, 16, 1), latent_dim=4,
+    ...                         filters=(8,), lstm_filters=8)
+    >>> model.sample(2, seed=0).shape
+    (2, 6, 16, 16, 1)
+
+    Introduced in: course/08b_learned_temporal_prior.ipynb
+    """
+
+    def __init__(
+        self,
+        input_shape=(20, 32, 32, 1),
+        latent_dim=32,
+        filters=(32, 64),
+        lstm_filters=64,
+        decoder_convs=2,
+        seed=None,
+        beta=1.0,
+        **kwargs,
+    ):
+        filters = _arguments.positive_ints("filters", filters)
+        input_shape = _arguments.positive_ints("input_shape", input_shape)
+        factor = 2 ** len(filters)
+        if len(input_shape) != 4 or input_shape[-1] != 1:
+            raise ValueError(
+                "Expected input_shape=(num_frames, height, width, 1). "
+                f"Received: input_shape={input_shape}"
+            )
+        if input_shape[1] % factor or input_shape[2] % factor:
+            raise ValueError(
+                f"Expected height and width divisible by {factor} "
+                f"(2 ** len(filters)). Received: input_shape={input_shape}, "
+                f"filters={filters}"
+            )
+        latent_dim = _arguments.positive_int("latent_dim", latent_dim)
+        lstm_filters = _arguments.positive_int("lstm_filters", lstm_filters)
+        decoder_convs = _arguments.positive_int("decoder_convs", decoder_convs)
+        num_frames, height, width, _ = input_shape
+        map_shape = (height // factor, width // factor)
+
+        self.embedding = [
+            PerFrame(
+                keras.layers.Conv2D(
+                    f,
+                    3,
+                    strides=2,
+                    padding="same",
+                    activation="relu",
+                    kernel_initializer="he_uniform",
+                ),
+                name=f"embed_{i}",
+            )
+            for i, f in enumerate(filters)
+        ]
+        self.posterior_lstm = FusedConvLSTM2D(lstm_filters, 3, name="posterior_lstm")
+        self.prior_lstm = FusedConvLSTM2D(lstm_filters, 3, name="prior_lstm")
+        self.decoder_lstm = FusedConvLSTM2D(lstm_filters, 3, name="decoder_lstm")
+        self.flatten = PerFrame(keras.layers.Flatten(), name="flatten")
+        self.posterior_head = GaussianHead(latent_dim, name="posterior")
+        self.prior_head = GaussianHead(latent_dim, name="prior")
+        self.projection = keras.layers.Dense(
+            map_shape[0] * map_shape[1] * filters[-1],
+            activation="relu",
+            kernel_initializer="he_uniform",
+            name="latent_projection",
+        )
+        self.upsampling = []
+        for f in reversed(filters):
+            self.upsampling.append(
+                PerFrame(
+                    keras.layers.Conv2DTranspose(
+                        f,
+                        3,
+                        strides=2,
+                        padding="same",
+                        activation="relu",
+                        kernel_initializer="he_uniform",
+                    )
+                )
+            )
+            for _ in range(decoder_convs - 1):
+                self.upsampling.append(
+                    PerFrame(
+                        keras.layers.Conv2D(
+                            f,
+                            3,
+                            padding="same",
+                            activation="relu",
+                            kernel_initializer="he_uniform",
+                        )
+                    )
+                )
+        self.upsampling.append(
+            PerFrame(keras.layers.Conv2D(1, 3, padding="same"), name="pixel_logits")
+        )
+        self._map_shape = map_shape + (filters[-1],)
+
+        clip = keras.Input(shape=input_shape, name="clip")
+        # (batch, num_frames, h, w, filters[-1]): every frame embedded alone
+        embedded = self._embed(clip)
+        z_mean, z_log_var = self._posterior(embedded, self.posterior_lstm(embedded))
+        encoder = keras.Model(clip, [z_mean, z_log_var], name="encoder")
+
+        # The previous frame's embedding at every step: zeros, e_0, ..., e_{T-2}.
+        previous = keras.layers.Cropping3D(((0, 1), (0, 0), (0, 0)))(
+            keras.layers.ZeroPadding3D(((1, 0), (0, 0), (0, 0)))(embedded)
+        )
+        prior_mean, prior_log_var = self._prior(previous, self.prior_lstm(previous))
+        prior = keras.Model(clip, [prior_mean, prior_log_var], name="prior")
+
+        latent = keras.Input(shape=(num_frames, latent_dim), name="z")
+        decoder_input = self._decoder_input(latent, previous)
+        logits = self._decode_frames(decoder_input, self.decoder_lstm(decoder_input))
+        decoder = keras.Model([latent, clip], logits, name="decoder")
+
+        kwargs.setdefault("name", "learned_prior_vae")
+        super().__init__(encoder, decoder, beta=beta, seed=seed, **kwargs)
+        self.prior = prior
+        self.latent_dim = latent_dim
+        self.filters = filters
+        self.lstm_filters = lstm_filters
+        self.decoder_convs = decoder_convs
+        self.posterior_head.log_var_layer.bias.assign(
+            np.full(latent_dim, POSTERIOR_START_LOG_VAR, "float32")
+        )
+
+    # The per-frame pieces, shared by the teacher-forced pass over a clip and
+    # the one-frame-at-a-time generation.
+
+    def _embed(self, frames):
+        for layer in self.embedding:
+            frames = layer(frames)
+        return frames
+
+    def _posterior(self, embedded, memory):
+        features = self.flatten(ops.concatenate([embedded, memory], axis=-1))
+        return self.posterior_head(features)
+
+    def _prior(self, previous, memory):
+        features = self.flatten(ops.concatenate([previous, memory], axis=-1))
+        return self.prior_head(features)
+
+    def _decoder_input(self, z, previous):
+        # (batch, frames, h, w, filters[-1]): z_t as a map, beside e_{t-1}
+        z_map = ops.reshape(self.projection(z), (-1, z.shape[1]) + self._map_shape)
+        return ops.concatenate([z_map, previous], axis=-1)
+
+    def _decode_frames(self, decoder_input, memory):
+        features = ops.concatenate([decoder_input, memory], axis=-1)
+        for layer in self.upsampling:
+            features = layer(features)
+        return features
+
+    @property
+    def latent_shape(self):
+        """`(num_frames, latent_dim)`: one latent vector per frame."""
+        return (self.data_shape[0], self.latent_dim)
+
+    def call(self, inputs, training=None):
+        z_mean, z_log_var = self.encoder(inputs, training=training)
+        prior_mean, prior_log_var = self.prior(inputs, training=training)
+        z = self.sampling((z_mean, z_log_var))
+        logits = self.decoder([z, inputs], training=training)
+        return logits, z_mean, z_log_var, prior_mean, prior_log_var
+
+    def compute_output_shape(self, input_shape):
+        latent = (input_shape[0],) + self.latent_shape
+        return (tuple(input_shape),) + (latent,) * 4
+
+    def kl_loss(self, z_mean, z_log_var, prior_mean=None, prior_log_var=None):
+        """KL(q(z_t | x_<=t) || p(z_t | x_<t)) summed over frames, per clip (nats).
+
+        Always in float32. Without the prior's parameters, the KL to N(0, I),
+        as `VAE.kl_loss`.
+        """
+        prior = [
+            None if t is None else ops.cast(t, "float32")
+            for t in (prior_mean, prior_log_var)
+        ]
+        return losses.gaussian_kl(
+            ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32"), *prior
+        )
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        logits, *gaussians = y_pred
+        reconstruction = self.reconstruction_loss(x, logits)
+        kl = self.kl_loss(*gaussians)
+        per_example = reconstruction + self.beta * kl
+        if sample_weight is None:
+            loss = ops.mean(per_example)
+        else:
+            sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+            loss = ops.sum(per_example * sample_weight) / ops.maximum(
+                ops.sum(sample_weight), 1e-12
+            )
+        self.reconstruction_tracker.update_state(
+            reconstruction, sample_weight=sample_weight
+        )
+        self.kl_tracker.update_state(kl, sample_weight=sample_weight)
+        for extra_loss in self.losses:
+            loss = loss + ops.cast(ops.sum(extra_loss), "float32")
+        return _scale_for_replicas(loss)
+
+    def elbo(self, x):
+        """Per-clip ELBO in nats (one posterior sample, `beta` ignored)."""
+        x = self._check_input(x)
+        logits, *gaussians = self(x, training=False)
+        return -(self.reconstruction_loss(x, logits) + self.kl_loss(*gaussians))
+
+    def kl_per_frame(self, x):
+        """Numpy `(batch, num_frames)`: KL(q || p) of each frame, in nats."""
+        x = self._check_input(x)
+        _, *gaussians = self(x, training=False)
+        # (batch * num_frames, latent_dim): one "example" per frame
+        flat = [
+            ops.reshape(ops.cast(t, "float32"), (-1, self.latent_dim))
+            for t in gaussians
+        ]
+        return ops.convert_to_numpy(losses.gaussian_kl(*flat)).reshape(len(x), -1)
+
+    def decode(self, z, clips):
+        """Means of p(x_t | z_<=t, x_<t), with the frames of `clips` as x_<t."""
+        clips = ops.convert_to_tensor(self._check_input(clips))
+        z = ops.convert_to_tensor(z, "float32")
+        logits = self.decoder([z, clips], training=False)
+        return ops.sigmoid(ops.cast(logits, "float32"))
+
+    def reconstruct(self, x):
+        """Decodes the posterior means of `x`, given the real earlier frames."""
+        z_mean, _ = self.encode(x)
+        return self.decode(z_mean, x)
+
+    # Generation: one frame at a time.
+
+    def _zero_state(self, batch):
+        shape = (batch,) + self._map_shape[:2] + (self.lstm_filters,)
+        return ops.zeros(shape), ops.zeros(shape)
+
+    def _rollout(self, context, num_future, seed=None, use_means=False):
+        """Runs the networks frame by frame: real frames first, then generated ones.
+
+        For the `context` frames, z_t is drawn from the posterior and the real
+        frame is fed to the next step; after them, z_t is drawn from the
+        learned prior and the decoder's Bernoulli means are fed back. With
+        `use_means`, z_t is the posterior's or prior's mean instead of a draw.
+
+        Returns:
+            `(probabilities, prior_means, prior_log_vars)`: the decoder's
+            means for every step `(batch, steps, height, width, 1)` and the
+            prior's parameters `(batch, steps, latent_dim)`.
+        """
+        context = ops.convert_to_tensor(context, "float32")
+        batch, context_frames = context.shape[0], context.shape[1]
+        seed_generator = keras.random.SeedGenerator(seed)
+        posterior_state = prior_state = decoder_state = self._zero_state(batch)
+        previous = ops.zeros((batch, 1) + self._map_shape)
+        frames, prior_means, prior_log_vars = [], [], []
+        for t in range(context_frames + num_future):
+            memory, prior_state = _convlstm_step(self.prior_lstm, previous, prior_state)
+            prior_mean, prior_log_var = self._prior(previous, memory)
+            if t < context_frames:
+                embedded = self._embed(context[:, t : t + 1])
+                memory, posterior_state = _convlstm_step(
+                    self.posterior_lstm, embedded, posterior_state
+                )
+                mean, log_var = self._posterior(embedded, memory)
+            else:
+                mean, log_var = prior_mean, prior_log_var
+            z = mean
+            if not use_means:
+                noise = keras.random.normal(ops.shape(mean), seed=seed_generator)
+                z = mean + ops.exp(0.5 * log_var) * noise
+            decoder_input = self._decoder_input(z, previous)
+            memory, decoder_state = _convlstm_step(
+                self.decoder_lstm, decoder_input, decoder_state
+            )
+            probabilities = ops.sigmoid(self._decode_frames(decoder_input, memory))
+            frames.append(probabilities)
+            prior_means.append(prior_mean)
+            prior_log_vars.append(prior_log_var)
+            if t < context_frames:
+                previous = embedded
+            else:
+                previous = self._embed(probabilities)
+        return tuple(
+            ops.convert_to_numpy(ops.concatenate(values, axis=1))
+            for values in (frames, prior_means, prior_log_vars)
+        )
+
+    def sample(self, n, seed=None, num_frames=None):
+        """Generates `n` clips from nothing by ancestral sampling.
+
+        z_0 ~ p(z_0), frame 0 = the decoder's Bernoulli means; then for each
+        t, z_t ~ p(z_t | x_<t) given the frames generated so far.
+
+        Args:
+            n: Number of clips.
+            seed: Integer seed; the same seed gives the same clips.
+            num_frames: Length of the clips (the training length by default).
+
+        Returns:
+            Numpy float32 `(n, num_frames, height, width, 1)` in [0, 1].
+        """
+        n = _arguments.positive_int("n", n)
+        num_frames = _arguments.positive_int(
+            "num_frames", self.data_shape[0] if num_frames is None else num_frames
+        )
+        empty = np.zeros((n, 0) + self.data_shape[1:], "float32")
+        return self._rollout(empty, num_frames, seed)[0]
+
+    def predict_future(self, context, num_future, seed=None):
+        """Samples one future of `num_future` frames for each context clip.
+
+        The context frames go through the posterior (as in training); the
+        future frames are drawn from the learned prior and fed back. Each call
+        with another seed gives another future: call it k times for k
+        futures.
+
+        Args:
+            context: Clips `(batch, context_frames, height, width, 1)` in
+                [0, 1], at least one frame.
+            num_future: Frames to generate after the context.
+            seed: Integer seed of the latent draws.
+
+        Returns:
+            Numpy float32 `(batch, num_future, height, width, 1)` in [0, 1].
+        """
+        context = np.asarray(ops.convert_to_numpy(context))
+        expected = self.data_shape[1:]
+        if context.ndim != 5 or context.shape[2:] != expected or context.shape[1] < 1:
+            raise ValueError(
+                "Expected context clips of shape (batch_size, context_frames >= 1, "
+                f"{', '.join(map(str, expected))}). Received: shape={context.shape}"
+            )
+        if not np.issubdtype(context.dtype, np.floating) or (
+            context.size and (context.min() < 0 or context.max() > 1)
+        ):
+            raise ValueError(
+                "Expected float context frames in [0, 1]. Received: "
+                f"dtype={context.dtype}, min={context.min():.4g}, "
+                f"max={context.max():.4g}"
+            )
+        num_future = _arguments.positive_int("num_future", num_future)
+        frames = self._rollout(context.astype("float32"), num_future, seed)[0]
+        return frames[:, context.shape[1] :]
+
+    def get_config(self):
+        config = self._vae_config()
+        # Bernoulli pixels only: not arguments of this model.
+        del config["likelihood"], config["decoder_log_var"]
+        config.update(
+            {
+                "input_shape": list(self.data_shape),
+                "latent_dim": self.latent_dim,
+                "filters": list(self.filters),
+                "lstm_filters": self.lstm_filters,
+                "decoder_convs": self.decoder_convs,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def learned_prior_vae(
+    input_shape=(20, 32, 32, 1),
+    latent_dim=32,
+    filters=(32, 64),
+    lstm_filters=64,
+    decoder_convs=2,
+    seed=None,
+):
+    """Builds a `LearnedPriorVAE`: a video VAE with a learned prior p(z_t | x_<t).
+
+    Args:
+        input_shape, latent_dim, filters, lstm_filters, decoder_convs, seed:
+            see `LearnedPriorVAE`.
+
+    Returns:
+        A `LearnedPriorVAE`, not yet compiled.
+
+    Example:
+
+    >>> model = learned_prior_vae(input_shape=(6, 16, 16, 1), latent_dim=4,
+    ...                           filters=(8,), lstm_filters=8)
+    >>> model.latent_shape
+    (6, 4)
+
+    Introduced in: course/08b_learned_temporal_prior.ipynb
+    """
+    return LearnedPriorVAE(
+        input_shape=input_shape,
+        latent_dim=latent_dim,
+        filters=filters,
+        lstm_filters=lstm_filters,
+        decoder_convs=decoder_convs,
+        seed=seed,
+    )
