@@ -1,6 +1,7 @@
 """How good is a VAE? Likelihood bounds and their per-pixel view."""
 
 import math
+import pathlib
 
 import keras
 import numpy as np
@@ -323,4 +324,264 @@ def evaluate_images(model, images, iwae_k=100, seed=0, batch_size=256):
         f"iwae_nll_k{iwae_k}": iwae_nll,
         "bits_per_dim": float(bits_per_dim(iwae_nll, model.data_shape)),
         "num_images": len(images),
+    }
+
+
+# Generation: is a sampled clip like a real one? Simple statistics a reader
+# can check by eye, then two that need a digit classifier.
+
+DIGIT_CLASSIFIER_PATH = (
+    pathlib.Path(__file__).resolve().parents[1]
+    / "data"
+    / "pretrained"
+    / "digit-classifier"
+    / "model.keras"
+)
+
+
+def _check_clips(clips):
+    clips = np.asarray(ops.convert_to_numpy(clips), dtype="float32")
+    if clips.ndim != 5 or clips.shape[-1] != 1:
+        raise ValueError(
+            "Expected clips of shape (n, num_frames, height, width, 1). "
+            f"Received: shape={clips.shape}"
+        )
+    if clips.size and (clips.min() < 0 or clips.max() > 1):
+        raise ValueError(
+            "Expected clip values in [0, 1]. "
+            f"Received: min={clips.min():.4g}, max={clips.max():.4g}"
+        )
+    return clips
+
+
+def generation_statistics(clips, ink_threshold=0.5):
+    """Brightness, ink and smoothness of clips: the first check of generated video.
+
+    - `mean_pixel`: the mean of every pixel of every frame;
+    - `ink_share`: the share of frames with at least one pixel above
+      `ink_threshold` (a frame with a digit has one; a black or grey smudge
+      has none);
+    - `frame_correlation`: the Pearson correlation of consecutive frames
+      (pixels of frame t against pixels of frame t + 1), averaged over pairs
+      and clips; pairs where a frame is constant are left out. Real moving
+      digits sit well below 1 (the digits move); a frozen clip has 1, noise 0.
+
+    Compare each with the same statistic of real clips of the same size.
+
+    Args:
+        clips: `(n, num_frames, height, width, 1)` in [0, 1].
+        ink_threshold: A pixel brighter than this counts as ink.
+
+    Returns:
+        A dict of floats: `mean_pixel`, `ink_share`, `frame_correlation`.
+
+    Example:
+
+    >>> clips = np.zeros((2, 3, 8, 8, 1), "float32"); clips[:, :, 2:4, 2:4] = 1
+    >>> generation_statistics(clips)["ink_share"]
+    1.0
+
+    Introduced in: course/08b_learned_temporal_prior.ipynb
+    """
+    clips = _check_clips(clips)
+    n, frames = clips.shape[:2]
+    flat = clips.reshape(n, frames, -1).astype("float64")
+    centred = flat - flat.mean(axis=-1, keepdims=True)
+    norms = np.sqrt(np.sum(centred**2, axis=-1))
+    products = np.sum(centred[:, 1:] * centred[:, :-1], axis=-1)
+    denominators = norms[:, 1:] * norms[:, :-1]
+    valid = denominators > 1e-12
+    correlations = products[valid] / denominators[valid]
+    return {
+        "mean_pixel": float(clips.mean()),
+        "ink_share": float(np.mean(flat.max(axis=-1) > ink_threshold)),
+        "frame_correlation": float(correlations.mean())
+        if correlations.size
+        else float("nan"),
+    }
+
+
+def digit_classifier(frame_size=32, feature_dim=128):
+    """A small CNN that says which digits a frame of moving digits shows.
+
+    Frames `(frame_size, frame_size, 1)` in [0, 1] go through four 3x3
+    convolutions (two of stride 2), a dense layer of `feature_dim` units (the
+    `features` layer, whose activations `frame_fid` compares) and ten sigmoid
+    outputs, one per digit class: the probability that the frame shows that
+    digit. It is multi-label because a frame of moving digits shows two
+    digits; train it with binary cross-entropy on multi-hot labels
+    (`benchmarks/train_digit_classifier.py`).
+
+    Returns:
+        A functional `keras.Model` named `digit_classifier`.
+
+    Introduced in: course/08b_learned_temporal_prior.ipynb
+    """
+    frames = keras.Input((frame_size, frame_size, 1), name="frame")
+    x = frames
+    for filters, strides in ((32, 1), (32, 2), (64, 1), (64, 2)):
+        x = keras.layers.Conv2D(
+            filters, 3, strides=strides, padding="same", activation="relu"
+        )(x)
+    x = keras.layers.Flatten()(x)
+    features = keras.layers.Dense(feature_dim, activation="relu", name="features")(x)
+    outputs = keras.layers.Dense(10, activation="sigmoid", name="digits")(features)
+    return keras.Model(frames, outputs, name="digit_classifier")
+
+
+def load_digit_classifier(path=None):
+    """The shipped digit classifier, `data/pretrained/digit-classifier/model.keras`.
+
+    Its test accuracy and the command that trains it are in the
+    `metrics.json` beside it.
+    """
+    path = pathlib.Path(path or DIGIT_CLASSIFIER_PATH)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No digit classifier at {path}. Train one with "
+            "`python benchmarks/train_digit_classifier.py` or pass `path=`."
+        )
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def _frames_of(clips, classifier):
+    clips = _check_clips(clips)
+    frames = clips.reshape((-1,) + clips.shape[2:])
+    expected = tuple(classifier.input_shape[1:])
+    if frames.shape[1:] != expected:
+        raise ValueError(
+            f"Expected frames of shape {expected} for this classifier. "
+            f"Received: clips of shape {clips.shape}"
+        )
+    return clips, frames
+
+
+def digit_features(clips, classifier=None, batch_size=512):
+    """The classifier's `features` for every frame: `(n * num_frames, feature_dim)`."""
+    classifier = classifier or load_digit_classifier()
+    _, frames = _frames_of(clips, classifier)
+    extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
+    return np.asarray(extractor.predict(frames, batch_size=batch_size, verbose=0))
+
+
+def frechet_distance(features_a, features_b):
+    """Fréchet distance between Gaussians fitted to two sets of feature vectors.
+
+    With means `m_a`, `m_b` and covariances `S_a`, `S_b` of the two sets
+    (rows are samples),
+
+        d = |m_a - m_b|**2 + trace(S_a + S_b - 2 (S_a S_b)**(1/2))
+
+    the squared 2-Wasserstein distance between N(m_a, S_a) and N(m_b, S_b),
+    which is what FID (Heusel et al., 2017) computes on Inception features.
+
+    Args:
+        features_a: `(n_a, d)` feature vectors.
+        features_b: `(n_b, d)` feature vectors.
+
+    Returns:
+        A float >= 0 (0 for two identical sets).
+
+    Example:
+
+    >>> a = np.random.default_rng(0).normal(size=(500, 3))
+    >>> round(frechet_distance(a, a), 6)
+    0.0
+
+    Introduced in: course/08b_learned_temporal_prior.ipynb
+    """
+    a = np.asarray(features_a, dtype="float64")
+    b = np.asarray(features_b, dtype="float64")
+    if (
+        a.ndim != 2
+        or b.ndim != 2
+        or a.shape[1] != b.shape[1]
+        or min(len(a), len(b)) < 2
+    ):
+        raise ValueError(
+            "Expected two feature matrices (n, d) with the same d and n >= 2. "
+            f"Received: shapes {a.shape} and {b.shape}"
+        )
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
+    # trace((S_a S_b)**(1/2)) = sum of sqrt(eigenvalues of S_a**(1/2) S_b S_a**(1/2)),
+    # a symmetric matrix: exact and stable also when a covariance is singular
+    # (black frames give constant features).
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    product = root_a @ cov_b @ root_a
+    trace_root = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(product), 0, None)))
+    distance = (
+        np.sum((mean_a - mean_b) ** 2)
+        + np.trace(cov_a)
+        + np.trace(cov_b)
+        - 2.0 * trace_root
+    )
+    return float(max(distance, 0.0))
+
+
+def frame_fid(real_clips, generated_clips, classifier=None):
+    """Frame FID: `frechet_distance` of digit-classifier features, real vs generated.
+
+    Every frame of every clip is one sample; the two sets may differ in
+    size. Lower is better; real clips against other real clips give the
+    floor that the number of frames allows.
+
+    Introduced in: course/08b_learned_temporal_prior.ipynb
+    """
+    classifier = classifier or load_digit_classifier()
+    return frechet_distance(
+        digit_features(real_clips, classifier),
+        digit_features(generated_clips, classifier),
+    )
+
+
+def identity_consistency(clips, classifier=None, threshold=0.5, batch_size=512):
+    """Do the digits a clip shows stay the same from frame to frame?
+
+    The digit classifier gives each frame a set of digits: the classes whose
+    probability exceeds `threshold` (the single most probable class when none
+    does, so a frame always names at least one digit). A clip's identity is
+    its most common set over its frames; its consistency is the share of its
+    frames whose set equals that identity. A real clip of two moving digits
+    scores close to 1 (frames where the digits overlap can read differently);
+    a clip whose digits morph into others scores lower.
+
+    Because a blurry blob can be read the same way in every frame, report
+    beside it `confidence`, the mean over frames of the probability of the
+    least probable digit of the frame's set: high for legible digits, near
+    `threshold` or below for blobs.
+
+    Args:
+        clips: `(n, num_frames, height, width, 1)` in [0, 1], frames of the
+            classifier's input size.
+        classifier: A model from `digit_classifier` (default: the shipped one).
+        threshold: Probability above which a digit counts as shown.
+
+    Returns:
+        A dict of floats: `consistency` (mean over clips, in [0, 1]) and
+        `confidence`.
+
+    Introduced in: course/08b_learned_temporal_prior.ipynb
+    """
+    classifier = classifier or load_digit_classifier()
+    clips, frames = _frames_of(clips, classifier)
+    n, num_frames = clips.shape[:2]
+    probabilities = np.asarray(
+        classifier.predict(frames, batch_size=batch_size, verbose=0)
+    ).reshape(n, num_frames, -1)
+    shown = probabilities > threshold
+    top = probabilities.argmax(axis=-1)
+    shown[np.arange(n)[:, None], np.arange(num_frames)[None, :], top] = True
+    # (n, num_frames): each frame's set of digits as a 10-bit code
+    codes = shown.astype("int64") @ (2 ** np.arange(shown.shape[-1]))
+    consistency = []
+    for clip_codes in codes:
+        _, counts = np.unique(clip_codes, return_counts=True)
+        consistency.append(counts.max() / num_frames)
+    least = np.where(shown, probabilities, np.inf).min(axis=-1)
+    return {
+        "consistency": float(np.mean(consistency)),
+        "confidence": float(least.mean()),
     }
