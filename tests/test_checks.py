@@ -72,7 +72,7 @@ def test_check_sampling():
         noise = np.random.default_rng().standard_normal(z_mean.shape)
         return z_mean + np.exp(0.5 * z_log_var) * noise
 
-    _fails_with(checks.check_sampling, numpy_sample, "No gradient reaches z_mean")
+    _fails_with(checks.check_sampling, numpy_sample, "No gradient reaches")
 
     def unanswered(z_mean, z_log_var):
         raise NotImplementedError
@@ -129,7 +129,7 @@ def test_check_gaussian_kl():
         terms = np.exp(z_log_var) + z_mean**2 - 1.0 - z_log_var
         return 0.5 * terms.sum(axis=tuple(range(1, z_mean.ndim)))
 
-    _fails_with(checks.check_gaussian_kl, numpy_kl, "No gradient reaches z_mean")
+    _fails_with(checks.check_gaussian_kl, numpy_kl, "No gradient reaches")
 
 
 def test_failing_checks_do_not_print_the_expected_values():
@@ -176,7 +176,7 @@ def test_check_vae_loss():
         constant = ops.convert_to_tensor(ops.convert_to_numpy(logits))
         return bernoulli_nll(x, constant) + gaussian_kl(z_mean, z_log_var)
 
-    _fails_with(checks.check_vae_loss, frozen_logits, "No gradient reaches the logits")
+    _fails_with(checks.check_vae_loss, frozen_logits, "No gradient reaches")
 
 
 def _encoder(mean_activation=None, two_heads=True):
@@ -193,7 +193,7 @@ def test_check_encoder():
     _fails_with(
         checks.check_encoder,
         _encoder("relu"),
-        "the heads must be linear",
+        "the mean head must be linear",
         (8, 8, 1),
         3,
     )
