@@ -14,6 +14,7 @@ python=${PYTHON:-python}
 for backend in tensorflow jax; do
   echo "== unit tests, KERAS_BACKEND=$backend"
   KERAS_BACKEND=$backend "$python" -m pytest -q -p no:cacheprovider tests "$@"
+  KERAS_BACKEND=$backend "$python" -m pytest -q -p no:cacheprovider --doctest-modules vaelib
 done
 
 # The course and the assignments' source notebooks (reference solutions and

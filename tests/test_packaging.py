@@ -33,3 +33,30 @@ def test_the_package_exports_its_public_api():
     assert {"VAE", "Sampling", "GaussianHead", "gaussian_kl", "mlp_vae"} <= set(
         vaelib.__all__
     )
+
+
+def test_import_vaelib_registers_every_keras_class_in_a_fresh_python(tmp_path):
+    import subprocess
+    import sys
+
+    from vaelib.models import convlstm_predictor, mlp_vae
+
+    paths = [tmp_path / "mlp.keras", tmp_path / "predictor.keras"]
+    mlp_vae(input_shape=(8, 8, 1), hidden=(4,)).save(paths[0])
+    convlstm_predictor(
+        input_shape=(4, 8, 8, 1), context_frames=2, filters=(4,), lstm_filters=4
+    ).save(paths[1])
+    script = (
+        "import sys, keras, vaelib\n"
+        "for path in sys.argv[1:]:\n"
+        "    model = keras.saving.load_model(path, safe_mode=True)\n"
+        "    print(type(model).__name__, getattr(model, 'context_frames', '-'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["MLPVAE", "-", "ConvLSTMPredictor", "2"]

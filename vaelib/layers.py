@@ -39,7 +39,7 @@ class Sampling(keras.layers.Layer):
 
     >>> z_mean = keras.ops.zeros((4, 2))
     >>> z_log_var = keras.ops.zeros((4, 2))
-    >>> Sampling(seed=0)((z_mean, z_log_var)).shape
+    >>> tuple(Sampling(seed=0)((z_mean, z_log_var)).shape)
     (4, 2)
 
     Introduced in: course/02_mlp_vae.ipynb

@@ -56,7 +56,7 @@ class VAE(keras.Model):
     >>> model = mlp_vae(input_shape=(28, 28, 1), latent_dim=2)
     >>> model.compile(optimizer="adam")
     >>> x = np.random.default_rng(0).random((8, 28, 28, 1), dtype="float32")
-    >>> model.elbo(x).shape
+    >>> tuple(model.elbo(x).shape)
     (8,)
 
     Introduced in: course/02_mlp_vae.ipynb
