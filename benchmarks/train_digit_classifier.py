@@ -50,7 +50,7 @@ def main():
     parser.add_argument("--frame-size", type=int, default=32)
     parser.add_argument("--train-frames", type=int, default=30000)
     parser.add_argument("--test-frames", type=int, default=5000)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)

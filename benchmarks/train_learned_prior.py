@@ -77,6 +77,8 @@ def main():
     model.compile(optimizer=optimizer, jit_compile=False)
     print(f"{model.count_params():,} parameters, {train.digit_source} digits")
 
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     budget = args.minutes * 60
     start = time.perf_counter()
     epoch = 0
@@ -98,6 +100,8 @@ def main():
             flush=True,
         )
         if epoch % args.report_every == 0:
+            # A checkpoint at every report: a run cut short still leaves a model.
+            model.save(out / "model.keras")
             kl = model.kl_per_frame(test[:16]).mean(axis=0)
             stats = generation_statistics(model.sample(16, seed=epoch))
             print(
@@ -109,8 +113,6 @@ def main():
         epoch += 1
     seconds = time.perf_counter() - start
 
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     model.beta.assign(1.0)
     model.save(out / "model.keras")
     elbo = float(np.mean(model.elbo(test)))

@@ -404,8 +404,9 @@ def generation_statistics(clips, ink_threshold=0.5):
 def digit_classifier(frame_size=32, feature_dim=128):
     """A small CNN that says which digits a frame of moving digits shows.
 
-    Frames `(frame_size, frame_size, 1)` in [0, 1] go through four 3x3
-    convolutions (two of stride 2), a dense layer of `feature_dim` units (the
+    Frames `(frame_size, frame_size, 1)` in [0, 1] go through five 3x3
+    convolutions (two of stride 2), a global max-pooling (a digit is found
+    wherever it is in the frame), a dense layer of `feature_dim` units (the
     `features` layer, whose activations `frame_fid` compares) and ten sigmoid
     outputs, one per digit class: the probability that the frame shows that
     digit. It is multi-label because a frame of moving digits shows two
@@ -419,11 +420,11 @@ def digit_classifier(frame_size=32, feature_dim=128):
     """
     frames = keras.Input((frame_size, frame_size, 1), name="frame")
     x = frames
-    for filters, strides in ((32, 1), (32, 2), (64, 1), (64, 2)):
+    for filters, strides in ((32, 1), (32, 2), (64, 1), (64, 2), (128, 1)):
         x = keras.layers.Conv2D(
             filters, 3, strides=strides, padding="same", activation="relu"
         )(x)
-    x = keras.layers.Flatten()(x)
+    x = keras.layers.GlobalMaxPooling2D()(x)
     features = keras.layers.Dense(feature_dim, activation="relu", name="features")(x)
     outputs = keras.layers.Dense(10, activation="sigmoid", name="digits")(features)
     return keras.Model(frames, outputs, name="digit_classifier")
