@@ -53,9 +53,9 @@ def test_linear_annealing_rises_to_beta_max_then_stays():
 
 
 def test_cyclical_annealing_repeats_its_rise_each_cycle():
-    # 8 epochs, 2 cycles of 4 epochs, each rising from 0 over half a cycle.
+    # 8 epochs, 2 cycles of 4 epochs, each rising over half a cycle (2 epochs).
     schedule = KLAnnealing("cyclical", epochs=8, cycles=2, ratio=0.5)
-    assert [schedule.beta_at(e) for e in range(8)] == [0, 0.5, 1, 1, 0, 0.5, 1, 1]
+    assert [schedule.beta_at(e) for e in range(8)] == [0.5, 1, 1, 1, 0.5, 1, 1, 1]
 
 
 def test_annealing_sets_the_models_beta_during_fit(images):

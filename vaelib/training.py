@@ -8,11 +8,13 @@ precision, and Keras' own callbacks (`BackupAndRestore`, `ModelCheckpoint`,
 `TerminateOnNaN`, `CSVLogger`, `TensorBoard`). What vaelib adds is the wiring
 and three small callbacks: `KLAnnealing`, `SampleLogger` and `Throughput`.
 
+    >>> from vaelib.data import load_digits_images
     >>> from vaelib.models import mlp_vae
-    >>> from vaelib.training import fit_vae
-    >>> x = load_digits_images("train").images
-    >>> result = fit_vae(lambda: mlp_vae(latent_dim=8), x, epochs=5, out_dir="runs/a")
-    >>> result.model.elbo(x[:4])
+    >>> x = load_digits_images("train", source="sklearn").images[:256]
+    >>> result = fit_vae(lambda: mlp_vae(latent_dim=2, hidden=(32,)), x, epochs=1,
+    ...                  verbose=0)
+    >>> tuple(result.model.elbo(x[:4]).shape)
+    (4,)
 
 Introduced in: course/10_training_at_scale.ipynb
 """
@@ -198,10 +200,12 @@ class KLAnnealing(keras.callbacks.Callback):
 
     `"linear"` (Bowman et al., 2016) rises from 0 (the first epoch) to
     `beta_max` (epoch `warmup_epochs`, counted from 0), in equal steps, then
-    stays there. `"cyclical"` (Fu et al., 2019) repeats that rise `cycles`
-    times over `epochs`: each cycle starts at 0, spends `ratio` of its length
-    rising and the rest at `beta_max`. The schedule depends only on the epoch
-    number, so a resumed run continues it where it stopped.
+    stays there. `"cyclical"` (Fu et al., 2019) repeats a rise `cycles` times
+    over `epochs`: each cycle spends `ratio` of its length rising and the rest
+    at `beta_max`; its first epoch is already one step up the rise
+    (`beta_max / (period * ratio)`), so no epoch trains without the KL. The
+    schedule depends only on the epoch number, so a resumed run continues it
+    where it stopped.
 
     Args:
         schedule: `"linear"` or `"cyclical"`.
@@ -256,7 +260,7 @@ class KLAnnealing(keras.callbacks.Callback):
             progress = epoch / self.warmup_epochs
         else:
             period = self.epochs / self.cycles
-            progress = (epoch % period) / (period * self.ratio)
+            progress = ((epoch % period) + 1) / (period * self.ratio)
         return self.beta_max * min(1.0, progress)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -507,80 +511,29 @@ def fit_vae(
         raise ValueError(
             f"Expected lr_schedule 'constant' or 'cosine'. Received: {lr_schedule!r}"
         )
+    epochs = _arguments.positive_int("epochs", epochs)
+    batch_size = _arguments.positive_int("batch_size", batch_size)
     out_dir = pathlib.Path(out_dir) if out_dir is not None else None
-    first_epoch = 0
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        done = backup_epoch(out_dir)
-        if done is not None and not resume:
-            raise ValueError(
-                f"{out_dir} holds a run interrupted after epoch {done}: pass "
-                "resume=True (--resume) to continue it, or choose another out_dir."
-            )
-        first_epoch = done or 0
-        _trim_log(out_dir / "history.csv", first_epoch)
-
-    with distribution_scope(strategy):
-        if isinstance(build, keras.Model):
-            if strategy is not None:
-                raise ValueError(
-                    "Under a distribution strategy the model must be built inside "
-                    "its scope: pass a function that returns the model, not the model."
-                )
-            model = build
-        else:
-            model = build()
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit_compile
-        )
-        if num_workers() > 1 and keras.backend.backend() == "tensorflow":
-            _vector_logs(model)
-        sample_inputs = _first_examples(
-            train_data if validation_data is None else validation_data, 8
-        )
-        model.build(sample_inputs.shape)
-
-    callbacks = list(callbacks)
-    if kl_anneal is not None:
-        if not isinstance(kl_anneal, KLAnnealing):
-            kl_anneal = KLAnnealing(
-                kl_anneal,
-                epochs=epochs,
-                warmup_epochs=max(1, epochs // 3),
-                beta_max=float(keras.ops.convert_to_numpy(model.beta)),
-            )
-        callbacks.append(kl_anneal)
-    if lr_schedule == "cosine":
-        cosine = keras.optimizers.schedules.CosineDecay(learning_rate, epochs)
-        callbacks.append(
-            keras.callbacks.LearningRateScheduler(
-                lambda epoch: float(keras.ops.convert_to_numpy(cosine(epoch)))
-            )
-        )
-    frames = sample_inputs.shape[1] if sample_inputs.ndim == 5 else 1
-    callbacks.append(Throughput(batch_size, frames))
-    callbacks.append(StopOnNaN(out_dir / "backup" if out_dir is not None else None))
-    if out_dir is not None:
-        monitor = "val_loss" if validation_data is not None else "loss"
-        callbacks += [
-            keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
-            keras.callbacks.BackupAndRestore(
-                str(out_dir / "backup"), double_checkpoint=True
-            ),
-            _BestAtFullBeta(
-                kl_anneal,
-                str(out_dir / "best.weights.h5"),
-                monitor=monitor,
-                save_best_only=True,
-                save_weights_only=True,
-            ),
-        ]
-        if tensorboard and _has_tensorboard():
-            callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "logs")))
-            if sample_every:
-                callbacks.append(
-                    SampleLogger(out_dir / "logs", sample_inputs, every=sample_every)
-                )
+    first_epoch = _first_epoch(out_dir, resume)
+    sample_inputs = _first_examples(
+        train_data if validation_data is None else validation_data, 8
+    )
+    model = _build_and_compile(
+        build, strategy, learning_rate, jit_compile, sample_inputs.shape
+    )
+    callbacks = list(callbacks) + training_callbacks(
+        model,
+        out_dir,
+        epochs=epochs,
+        kl_anneal=kl_anneal,
+        lr_schedule=lr_schedule,
+        learning_rate=learning_rate,
+        monitor="val_loss" if validation_data is not None else "loss",
+        sample_inputs=sample_inputs,
+        batch_size=batch_size,
+        sample_every=sample_every if tensorboard else 0,
+        tensorboard=tensorboard,
+    )
     if verbose == "auto":
         verbose = 1 if _on_terminal() else 2
     if first_epoch and verbose:
@@ -599,6 +552,114 @@ def fit_vae(
         **fit_kwargs,
     )
     return FitResult(model, history.history, first_epoch, time.perf_counter() - start)
+
+
+def _first_epoch(out_dir, resume):
+    """The epoch a run in `out_dir` starts from; refuses to overwrite a broken run."""
+    if out_dir is None:
+        return 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = backup_epoch(out_dir)
+    if done is not None and not resume:
+        raise ValueError(
+            f"{out_dir} holds a run interrupted after epoch {done}: pass "
+            "resume=True (--resume) to continue it, or choose another out_dir."
+        )
+    first_epoch = done or 0
+    _trim_log(out_dir / "history.csv", first_epoch)
+    return first_epoch
+
+
+def _build_and_compile(build, strategy, learning_rate, jit_compile, input_shape):
+    """The model from `build`, compiled with Adam, inside the strategy's scope."""
+    with distribution_scope(strategy):
+        if isinstance(build, keras.Model):
+            if strategy is not None:
+                raise ValueError(
+                    "Under a distribution strategy the model must be built inside "
+                    "its scope: pass a function that returns the model, not the model."
+                )
+            model = build
+        else:
+            model = build()
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit_compile
+        )
+        if num_workers() > 1 and keras.backend.backend() == "tensorflow":
+            _vector_logs(model)
+        model.build(input_shape)
+    return model
+
+
+def training_callbacks(
+    model,
+    out_dir=None,
+    *,
+    epochs,
+    kl_anneal=None,
+    lr_schedule="constant",
+    learning_rate=1e-3,
+    monitor="val_loss",
+    sample_inputs=None,
+    batch_size=64,
+    sample_every=5,
+    tensorboard=True,
+):
+    """The callbacks `fit_vae` trains with, for a `fit` of your own.
+
+    KL annealing and the cosine learning rate when asked for, `Throughput`,
+    `StopOnNaN`, and with `out_dir` the CSV log, `BackupAndRestore`, the best
+    checkpoint at full `beta` and (with `tensorboard`) TensorBoard logs and
+    `SampleLogger` pictures of `sample_inputs`. Arguments as in `fit_vae`;
+    `monitor` is the loss the best checkpoint compares.
+
+    Returns:
+        A list of Keras callbacks.
+    """
+    callbacks = []
+    if kl_anneal is not None:
+        if not isinstance(kl_anneal, KLAnnealing):
+            kl_anneal = KLAnnealing(
+                kl_anneal,
+                epochs=epochs,
+                warmup_epochs=max(1, epochs // 3),
+                beta_max=float(keras.ops.convert_to_numpy(model.beta)),
+            )
+        callbacks.append(kl_anneal)
+    if lr_schedule == "cosine":
+        cosine = keras.optimizers.schedules.CosineDecay(learning_rate, epochs)
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch: float(keras.ops.convert_to_numpy(cosine(epoch)))
+            )
+        )
+    frames = 1
+    if sample_inputs is not None and sample_inputs.ndim == 5:
+        frames = sample_inputs.shape[1]
+    callbacks.append(Throughput(batch_size, frames))
+    callbacks.append(StopOnNaN(out_dir / "backup" if out_dir is not None else None))
+    if out_dir is None:
+        return callbacks
+    callbacks += [
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+        keras.callbacks.BackupAndRestore(
+            str(out_dir / "backup"), double_checkpoint=True
+        ),
+        _BestAtFullBeta(
+            kl_anneal,
+            str(out_dir / "best.weights.h5"),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+    ]
+    if tensorboard and _has_tensorboard():
+        callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "logs")))
+        if sample_every and sample_inputs is not None:
+            callbacks.append(
+                SampleLogger(out_dir / "logs", sample_inputs, every=sample_every)
+            )
+    return callbacks
 
 
 class _BestAtFullBeta(keras.callbacks.ModelCheckpoint):
