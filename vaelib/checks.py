@@ -13,7 +13,11 @@ grading (`python -m vaelib grade` sets `$VAELIB_GRADING_SEED`, random unless
 the instructor fixes it), so no answer can be tuned to inputs known in
 advance.
 
+    >>> from keras import ops
     >>> from vaelib import checks
+    >>> def my_gaussian_kl(z_mean, z_log_var):
+    ...     terms = 0.5 * (ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var)
+    ...     return ops.sum(ops.reshape(terms, (ops.shape(terms)[0], -1)), axis=-1)
     >>> checks.check_gaussian_kl(my_gaussian_kl)
     'gaussian_kl: values on 6 random shapes (up to 4-D) and gradients correct.'
 
