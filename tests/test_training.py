@@ -414,3 +414,19 @@ def test_jax_data_parallel_over_two_host_devices_trains():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DataParallel over 2 devices" in result.stdout
     assert "devices 2" in result.stdout
+
+
+def test_backup_epoch_waits_for_a_metadata_file_being_written(tmp_path):
+    import threading
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    metadata = backup / "training_metadata.json"
+    metadata.write_text('{"epo')  # caught half-written by another process
+    threading.Timer(0.2, lambda: metadata.write_text('{"epoch": 3}')).start()
+    assert backup_epoch(tmp_path) == 3
+    metadata.write_text("not json")
+    with pytest.raises(ValueError, match="training_metadata.json"):
+        backup_epoch(tmp_path, attempts=3, wait=0.01)
+    metadata.unlink()
+    assert backup_epoch(tmp_path) is None

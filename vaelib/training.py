@@ -435,12 +435,27 @@ def _trim_log(path, first_epoch_to_redo):
         csv.writer(file).writerows(kept)
 
 
-def backup_epoch(out_dir):
-    """Epochs completed by an interrupted run in `out_dir` (None if none)."""
+def backup_epoch(out_dir, attempts=20, wait=0.05):
+    """Epochs completed by an interrupted run in `out_dir` (None if none).
+
+    Another process (a run in progress) may be rewriting Keras'
+    `training_metadata.json` at the moment it is read; a file that is not yet
+    valid JSON is read again, `attempts` times `wait` seconds apart, before it
+    counts as broken.
+    """
     metadata = pathlib.Path(out_dir) / "backup" / "training_metadata.json"
-    if not metadata.exists():
-        return None
-    return int(json.loads(metadata.read_text())["epoch"])
+    for _ in range(attempts):
+        if not metadata.exists():
+            return None
+        try:
+            return int(json.loads(metadata.read_text())["epoch"])
+        except (json.JSONDecodeError, KeyError, FileNotFoundError):
+            time.sleep(wait)
+    raise ValueError(
+        "Expected Keras' BackupAndRestore metadata (JSON with an 'epoch') in "
+        f"{metadata}. Received: a file that stayed unreadable for "
+        f"{attempts * wait:.1f} s; delete the backup folder to start afresh"
+    )
 
 
 def fit_vae(
