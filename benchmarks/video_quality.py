@@ -95,7 +95,7 @@ def pretrained_rows(test):
 GENERATIVE_MODELS = (
     (
         "N(0, I) prior: ConvLSTM VAE",
-        ("convlstm-moving-mnist", "convlstm-moving-digits"),
+        ("convlstm-moving-mnist",),
     ),
     ("learned prior (SVG-LP style)", ("learned-prior-moving-mnist",)),
 )
@@ -219,9 +219,7 @@ def stochastic_prediction_rows(test, context_frames=10, k=10, seed=0):
     rows = []
     copy_psnr, copy_ssim = scores(copy_last_frame(context, num_future))
     rows.append(("copy last frame", copy_psnr.mean(), copy_ssim.mean()))
-    folder, predictor = load_pretrained(
-        ("predictor-moving-mnist", "predictor-moving-digits")
-    )
+    folder, predictor = load_pretrained(("predictor-moving-mnist",))
     if predictor is not None and tuple(predictor.data_shape) == test.shape[1:]:
         if predictor.context_frames == context_frames:
             p, s = scores(predict_frames(predictor, context))

@@ -381,7 +381,7 @@ def generation_statistics(clips, ink_threshold=0.5):
     >>> generation_statistics(clips)["ink_share"]
     1.0
 
-    Introduced in: course/08b_learned_temporal_prior.ipynb
+    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
     """
     clips = _check_clips(clips)
     n, frames = clips.shape[:2]
@@ -416,7 +416,7 @@ def digit_classifier(frame_size=32, feature_dim=128):
     Returns:
         A functional `keras.Model` named `digit_classifier`.
 
-    Introduced in: course/08b_learned_temporal_prior.ipynb
+    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
     """
     frames = keras.Input((frame_size, frame_size, 1), name="frame")
     x = frames
@@ -489,7 +489,7 @@ def frechet_distance(features_a, features_b):
     >>> round(frechet_distance(a, a), 6)
     0.0
 
-    Introduced in: course/08b_learned_temporal_prior.ipynb
+    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
     """
     a = np.asarray(features_a, dtype="float64")
     b = np.asarray(features_b, dtype="float64")
@@ -529,7 +529,7 @@ def frame_fid(real_clips, generated_clips, classifier=None):
     size. Lower is better; real clips against other real clips give the
     floor that the number of frames allows.
 
-    Introduced in: course/08b_learned_temporal_prior.ipynb
+    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
     """
     classifier = classifier or load_digit_classifier()
     return frechet_distance(
@@ -564,7 +564,7 @@ def identity_consistency(clips, classifier=None, threshold=0.5, batch_size=512):
         A dict of floats: `consistency` (mean over clips, in [0, 1]) and
         `confidence`.
 
-    Introduced in: course/08b_learned_temporal_prior.ipynb
+    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
     """
     classifier = classifier or load_digit_classifier()
     clips, frames = _frames_of(clips, classifier)

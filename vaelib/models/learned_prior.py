@@ -98,7 +98,7 @@ class LearnedPriorVAE(VAE):
     >>> model.sample(2, seed=0).shape
     (2, 6, 16, 16, 1)
 
-    Introduced in: course/08b_learned_temporal_prior.ipynb
+    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
     """
 
     def __init__(
@@ -484,7 +484,7 @@ def learned_prior_vae(
     >>> model.latent_shape
     (6, 4)
 
-    Introduced in: course/08b_learned_temporal_prior.ipynb
+    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
     """
     return LearnedPriorVAE(
         input_shape=input_shape,
