@@ -54,13 +54,17 @@ class LearnedPriorVAE(VAE):
     - the learned prior p(z_t | x_<t): a ConvLSTM over `e_0 .. e_{t-1}`
       (zero input at t = 0, so p(z_0) is a learned Gaussian), with the same
       kind of head. It never sees frame t;
-    - the decoder p(x_t | z_<=t, x_<t): z_t projected to a map, next to
-      `e_{t-1}`, through a ConvLSTM and transposed convolutions to pixel
-      logits.
+    - the decoder p(x_t | z_<=t): z_t projected to a map, through a
+      ConvLSTM (its memory of z_<t) and transposed convolutions to pixel
+      logits. It never reads a frame: what a frame shows has to be in the
+      latents. (A decoder that also reads x_{t-1}, as SVG-LP's does, learned
+      to copy the previous frame and spent only ~15 nats on frame 0; its
+      samples from nothing were blurred and faded as generated frames were
+      fed back. Measured in benchmarks/README.md.)
 
     The loss of a clip is the sequential ELBO's negative,
 
-        sum_t [ -log p(x_t | z_<=t, x_<t) + beta * KL(q(z_t | x_<=t) || p(z_t | x_<t)) ]
+        sum_t [ -log p(x_t | z_<=t) + beta * KL(q(z_t | x_<=t) || p(z_t | x_<t)) ]
 
     with both terms summed over pixels, latent units and frames
     (`vaelib.losses.bernoulli_nll`, `vaelib.losses.gaussian_kl` with the
@@ -69,7 +73,7 @@ class LearnedPriorVAE(VAE):
     pass over the clip computes all terms (`fit`, `compute_loss`, any
     backend). `sample` and `predict_future` run the networks one frame at a
     time and feed each generated frame (its Bernoulli means, not a
-    thresholded image) back in.
+    thresholded image) back to the prior.
 
     Args:
         input_shape: `(num_frames, height, width, 1)`; height and width
@@ -203,9 +207,9 @@ class LearnedPriorVAE(VAE):
         prior = keras.Model(clip, [prior_mean, prior_log_var], name="prior")
 
         latent = keras.Input(shape=(num_frames, latent_dim), name="z")
-        decoder_input = self._decoder_input(latent, previous)
+        decoder_input = self._decoder_input(latent)
         logits = self._decode_frames(decoder_input, self.decoder_lstm(decoder_input))
-        decoder = keras.Model([latent, clip], logits, name="decoder")
+        decoder = keras.Model(latent, logits, name="decoder")
 
         kwargs.setdefault("name", "learned_prior_vae")
         super().__init__(encoder, decoder, beta=beta, seed=seed, **kwargs)
@@ -234,10 +238,9 @@ class LearnedPriorVAE(VAE):
         features = self.flatten(ops.concatenate([previous, memory], axis=-1))
         return self.prior_head(features)
 
-    def _decoder_input(self, z, previous):
-        # (batch, frames, h, w, filters[-1]): z_t as a map, beside e_{t-1}
-        z_map = ops.reshape(self.projection(z), (-1, z.shape[1]) + self._map_shape)
-        return ops.concatenate([z_map, previous], axis=-1)
+    def _decoder_input(self, z):
+        # (batch, frames, h, w, filters[-1]): z_t as a map
+        return ops.reshape(self.projection(z), (-1, z.shape[1]) + self._map_shape)
 
     def _decode_frames(self, decoder_input, memory):
         features = ops.concatenate([decoder_input, memory], axis=-1)
@@ -254,7 +257,7 @@ class LearnedPriorVAE(VAE):
         z_mean, z_log_var = self.encoder(inputs, training=training)
         prior_mean, prior_log_var = self.prior(inputs, training=training)
         z = self.sampling((z_mean, z_log_var))
-        logits = self.decoder([z, inputs], training=training)
+        logits = self.decoder(z, training=training)
         return logits, z_mean, z_log_var, prior_mean, prior_log_var
 
     def compute_output_shape(self, input_shape):
@@ -314,18 +317,6 @@ class LearnedPriorVAE(VAE):
         ]
         return ops.convert_to_numpy(losses.gaussian_kl(*flat)).reshape(len(x), -1)
 
-    def decode(self, z, clips):
-        """Means of p(x_t | z_<=t, x_<t), with the frames of `clips` as x_<t."""
-        clips = ops.convert_to_tensor(self._check_input(clips))
-        z = ops.convert_to_tensor(z, "float32")
-        logits = self.decoder([z, clips], training=False)
-        return ops.sigmoid(ops.cast(logits, "float32"))
-
-    def reconstruct(self, x):
-        """Decodes the posterior means of `x`, given the real earlier frames."""
-        z_mean, _ = self.encode(x)
-        return self.decode(z_mean, x)
-
     # Generation: one frame at a time.
 
     def _zero_state(self, batch):
@@ -366,7 +357,7 @@ class LearnedPriorVAE(VAE):
             if not use_means:
                 noise = keras.random.normal(ops.shape(mean), seed=seed_generator)
                 z = mean + ops.exp(0.5 * log_var) * noise
-            decoder_input = self._decoder_input(z, previous)
+            decoder_input = self._decoder_input(z)
             memory, decoder_state = _convlstm_step(
                 self.decoder_lstm, decoder_input, decoder_state
             )
