@@ -225,7 +225,9 @@ def evaluate_video(model, clips, batch_size=16):
     bce, kl, psnr_values, ssim_values = [], [], [], []
     for start in range(0, len(clips), batch_size):
         batch = clips[start : start + batch_size]
-        logits, z_mean, z_log_var = model(batch, training=False)
+        # (z_mean, z_log_var), and the prior's mean and log-variance for a
+        # model with a learned prior (`LearnedPriorVAE`)
+        logits, z_mean, *gaussians = model(batch, training=False)
         clips_in_batch, frames = batch.shape[:2]
         # (clips * frames, ...): one "example" per frame, so the losses are per frame
         by_frame = [
@@ -236,7 +238,7 @@ def evaluate_video(model, clips, batch_size=16):
             ops.convert_to_numpy(losses.bernoulli_nll(*by_frame)).reshape(-1, frames)
         )
         latents = [
-            ops.reshape(t, (clips_in_batch * frames, -1)) for t in (z_mean, z_log_var)
+            ops.reshape(t, (clips_in_batch * frames, -1)) for t in (z_mean, *gaussians)
         ]
         kl.append(ops.convert_to_numpy(model.kl_loss(*latents)).reshape(-1, frames))
         reconstruction = ops.convert_to_numpy(model.decode(z_mean))

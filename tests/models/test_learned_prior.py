@@ -86,7 +86,9 @@ def test_the_posterior_and_decoder_do_not_see_the_future(model, clips):
     changed_z = z.copy()
     changed_z[:, 3] += 1.0
     # z_3 is an input of frames 3, 4, ... (through the decoder's memory)
-    np.testing.assert_array_equal(decoded[:, :3], to_numpy(model.decode(changed_z))[:, :3])
+    np.testing.assert_array_equal(
+        decoded[:, :3], to_numpy(model.decode(changed_z))[:, :3]
+    )
     assert not np.allclose(decoded[:, 3:], to_numpy(model.decode(changed_z))[:, 3:])
 
 

@@ -10,7 +10,7 @@ import sys
 from vaelib.commands.arguments import UsageError
 
 IMAGE_MODELS = ("mlp", "conv")
-VIDEO_MODELS = ("framewise", "convlstm", "predictor")
+VIDEO_MODELS = ("framewise", "convlstm", "predictor", "learned-prior")
 MODELS = IMAGE_MODELS + VIDEO_MODELS
 
 # Size options of `train`, by the config key they set.
@@ -33,6 +33,7 @@ def _classes():
         "framewise": models.FramewiseVAE,
         "convlstm": models.ConvLSTMVAE,
         "predictor": models.ConvLSTMPredictor,
+        "learned-prior": models.LearnedPriorVAE,
     }
 
 
@@ -158,8 +159,14 @@ def check_model_and_data(args):
         raise UsageError("--filters applies to conv and video models, not mlp")
     if args.hidden is not None and args.model != "mlp":
         raise UsageError("--hidden applies to --model mlp")
-    if args.lstm_filters is not None and args.model not in ("convlstm", "predictor"):
-        raise UsageError("--lstm-filters applies to --model convlstm or predictor")
+    if args.lstm_filters is not None and args.model not in (
+        "convlstm",
+        "predictor",
+        "learned-prior",
+    ):
+        raise UsageError(
+            "--lstm-filters applies to --model convlstm, predictor or learned-prior"
+        )
     if args.skip and args.model not in ("convlstm", "predictor"):
         raise UsageError("--skip applies to --model convlstm or predictor")
     if args.decoder_convs not in (None, 1) and not video:
@@ -190,6 +197,15 @@ def build_architecture(args, data_shape):
         )
         if args.model == "framewise":
             return classes["framewise"](**common)
+        if args.model == "learned-prior":
+            # the defaults of data/pretrained/learned-prior-moving-mnist
+            common.update(
+                latent_dim=args.latent_dim or 32,
+                filters=args.filters or (32, 64),
+                lstm_filters=args.lstm_filters or 64,
+                decoder_convs=args.decoder_convs or 2,
+            )
+            return classes["learned-prior"](**common)
         common.update(
             lstm_filters=args.lstm_filters or (32 if args.frame_size <= 32 else 64),
             skip=args.skip,
