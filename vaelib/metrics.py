@@ -384,7 +384,7 @@ def generation_statistics(clips, ink_threshold=0.5):
     >>> generation_statistics(clips)["ink_share"]
     1.0
 
-    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
+    Introduced in: course/09_learned_temporal_prior.ipynb
     """
     clips = _check_clips(clips)
     n, frames = clips.shape[:2]
@@ -419,7 +419,7 @@ def digit_classifier(frame_size=32, feature_dim=128):
     Returns:
         A functional `keras.Model` named `digit_classifier`.
 
-    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
+    Introduced in: course/09_learned_temporal_prior.ipynb
     """
     frames = keras.Input((frame_size, frame_size, 1), name="frame")
     x = frames
@@ -503,7 +503,7 @@ def frechet_distance(features_a, features_b):
     >>> round(frechet_distance(a, a), 6)
     0.0
 
-    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
+    Introduced in: course/09_learned_temporal_prior.ipynb
     """
     a = np.asarray(features_a, dtype="float64")
     b = np.asarray(features_b, dtype="float64")
@@ -543,7 +543,7 @@ def frame_fid(real_clips, generated_clips, classifier=None):
     size. Lower is better; real clips against other real clips give the
     floor that the number of frames allows.
 
-    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
+    Introduced in: course/09_learned_temporal_prior.ipynb
     """
     classifier = classifier or load_digit_classifier()
     return frechet_distance(
@@ -578,7 +578,7 @@ def identity_consistency(clips, classifier=None, threshold=0.5, batch_size=512):
         A dict of floats: `consistency` (mean over clips, in [0, 1]) and
         `confidence`.
 
-    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
+    Introduced in: course/09_learned_temporal_prior.ipynb
     """
     classifier = classifier or load_digit_classifier()
     clips, frames = _frames_of(clips, classifier)
@@ -684,7 +684,8 @@ def video_codec_round_trip(clips, codec="libx264", crf=30, options=None):
 
     Args:
         clips: `(n, num_frames, height, width, 1)` in [0, 1]; height and width
-            even (`yuv420p` halves them for the chroma planes).
+            even (`yuv420p` halves them for the chroma planes), at least 32
+            for `"libsvtav1"`.
         codec: An FFmpeg encoder in `av.codecs_available`: `"libx264"`
             (H.264), `"libsvtav1"` or `"libaom-av1"` (AV1).
         crf: Constant rate factor, the codec's quality knob: lower is better
@@ -725,6 +726,11 @@ def video_codec_round_trip(clips, codec="libx264", crf=30, options=None):
         raise ValueError(
             "Expected clips of even height and width (yuv420p). "
             f"Received: {height}x{width}"
+        )
+    if codec == "libsvtav1" and min(height, width) < 32:
+        raise ValueError(
+            "Expected frames of at least 32x32 for libsvtav1 (the SVT-AV1 in PyAV "
+            f"15 and 16 crashes or hangs on smaller ones). Received: {height}x{width}"
         )
     if codec not in _VIDEO_ENCODER_OPTIONS:
         raise ValueError(

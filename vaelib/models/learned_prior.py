@@ -102,7 +102,7 @@ class LearnedPriorVAE(VAE):
     >>> model.sample(2, seed=0).shape
     (2, 6, 16, 16, 1)
 
-    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
+    Introduced in: course/09_learned_temporal_prior.ipynb
     """
 
     def __init__(
@@ -475,7 +475,7 @@ def learned_prior_vae(
     >>> model.latent_shape
     (6, 4)
 
-    Measured in: benchmarks/video_quality.py --generation (no lesson notebook yet)
+    Introduced in: course/09_learned_temporal_prior.ipynb
     """
     return LearnedPriorVAE(
         input_shape=input_shape,
