@@ -238,7 +238,7 @@ class FusedConvLSTM2D(keras.layers.Layer):
     >>> tuple(layer(keras.ops.zeros((2, 5, 6, 6, 3))).shape)
     (2, 5, 6, 6, 8)
 
-    Introduced in: course/10_training_at_scale.ipynb
+    Introduced in: course/11_training_at_scale.ipynb
     """
 
     def __init__(self, filters, kernel_size=3, unroll=None, **kwargs):

@@ -268,7 +268,7 @@ def evaluate_prediction(target, probabilities):
         `ssim`, and `mse_per_frame`: squared error summed over a frame's pixels
         and averaged over frames, as the video-prediction literature reports it.
 
-    Introduced in: course/09_video_applications.ipynb
+    Introduced in: course/10_video_applications.ipynb
     """
     target, probabilities = _check_pair(target, probabilities)
     if target.ndim != 5:
@@ -710,7 +710,7 @@ def video_codec_round_trip(clips, codec="libx264", crf=30, options=None):
     >>> bool(result["header_bits_per_frame"][0] > result["bits_per_frame"][0])
     True
 
-    Introduced in: course/09_video_applications.ipynb
+    Introduced in: course/10_video_applications.ipynb
     """
     import fractions
 
@@ -832,7 +832,7 @@ def jpeg_round_trip(clips, quality=50):
     >>> float(result["header_bits_per_frame"][0] / 8)  # bytes, tables included
     330.0
 
-    Introduced in: course/09_video_applications.ipynb
+    Introduced in: course/10_video_applications.ipynb
     """
     import io
 

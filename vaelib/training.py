@@ -16,7 +16,7 @@ and three small callbacks: `KLAnnealing`, `SampleLogger` and `Throughput`.
     >>> tuple(result.model.elbo(x[:4]).shape)
     (4,)
 
-Introduced in: course/10_training_at_scale.ipynb
+Introduced in: course/11_training_at_scale.ipynb
 """
 
 import contextlib
@@ -520,7 +520,7 @@ def fit_vae(
     Returns:
         A `FitResult(model, history, initial_epoch, seconds)`.
 
-    Introduced in: course/10_training_at_scale.ipynb
+    Introduced in: course/11_training_at_scale.ipynb
     """
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(

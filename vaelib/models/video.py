@@ -336,7 +336,7 @@ class ConvLSTMPredictor(VAE):
     >>> model.latent_shape, model.context_frames
     ((10, 4, 4, 8), 5)
 
-    Introduced in: course/09_video_applications.ipynb
+    Introduced in: course/10_video_applications.ipynb
     """
 
     def __init__(
@@ -568,7 +568,7 @@ def convlstm_predictor(
     >>> model.latent_shape
     (10, 4, 4, 8)
 
-    Introduced in: course/09_video_applications.ipynb
+    Introduced in: course/10_video_applications.ipynb
     """
     return ConvLSTMPredictor(
         input_shape=input_shape,
