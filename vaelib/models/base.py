@@ -140,9 +140,11 @@ class VAE(keras.Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        decoder_output, z_mean, z_log_var = y_pred
+        # (z_mean, z_log_var), and a learned prior's mean and log-variance
+        # for models that have one (`LearnedPriorVAE`): `kl_loss` takes them all
+        decoder_output, *gaussians = y_pred
         reconstruction = self.reconstruction_loss(x, decoder_output)
-        kl = self.kl_loss(z_mean, z_log_var)
+        kl = self.kl_loss(*gaussians)
         per_example = reconstruction + self.beta * kl
         if sample_weight is None:
             loss = ops.mean(per_example)
@@ -226,8 +228,8 @@ class VAE(keras.Model):
     def elbo(self, x):
         """Per-example ELBO in nats (one posterior sample, `beta` ignored)."""
         x = self._check_input(x)
-        decoder_output, z_mean, z_log_var = self(x, training=False)
-        kl = self.kl_loss(z_mean, z_log_var)
+        decoder_output, *gaussians = self(x, training=False)
+        kl = self.kl_loss(*gaussians)
         return -(self.reconstruction_loss(x, decoder_output) + kl)
 
     def get_config(self):

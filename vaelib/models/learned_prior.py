@@ -14,7 +14,7 @@ from keras import ops
 
 from vaelib import _arguments, losses
 from vaelib.layers import FusedConvLSTM2D, GaussianHead, PerFrame
-from vaelib.models.base import VAE, _scale_for_replicas
+from vaelib.models.base import VAE
 
 # The posterior starts narrow (variance e**-2): a wide starting posterior
 # makes z noise that the decoder learns to ignore (posterior collapse).
@@ -277,34 +277,6 @@ class LearnedPriorVAE(VAE):
         return losses.gaussian_kl(
             ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32"), *prior
         )
-
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
-        logits, *gaussians = y_pred
-        reconstruction = self.reconstruction_loss(x, logits)
-        kl = self.kl_loss(*gaussians)
-        per_example = reconstruction + self.beta * kl
-        if sample_weight is None:
-            loss = ops.mean(per_example)
-        else:
-            sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-            loss = ops.sum(per_example * sample_weight) / ops.maximum(
-                ops.sum(sample_weight), 1e-12
-            )
-        self.reconstruction_tracker.update_state(
-            reconstruction, sample_weight=sample_weight
-        )
-        self.kl_tracker.update_state(kl, sample_weight=sample_weight)
-        for extra_loss in self.losses:
-            loss = loss + ops.cast(ops.sum(extra_loss), "float32")
-        return _scale_for_replicas(loss)
-
-    def elbo(self, x):
-        """Per-clip ELBO in nats (one posterior sample, `beta` ignored)."""
-        x = self._check_input(x)
-        logits, *gaussians = self(x, training=False)
-        return -(self.reconstruction_loss(x, logits) + self.kl_loss(*gaussians))
 
     def kl_per_frame(self, x):
         """Numpy `(batch, num_frames)`: KL(q || p) of each frame, in nats."""
