@@ -52,6 +52,13 @@ def main():
     parser.add_argument("--report-every", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-weights", default=None)
+    parser.add_argument(
+        "--train-only-prior",
+        action="store_true",
+        help="freeze the encoder (and the frame embedding it shares with the "
+        "prior) and the decoder: only the prior's ConvLSTM and head learn, "
+        "so only the KL term moves",
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -73,6 +80,9 @@ def main():
         model.set_weights(
             keras.saving.load_model(args.init_weights, safe_mode=True).get_weights()
         )
+    if args.train_only_prior:
+        model.encoder.trainable = False
+        model.decoder.trainable = False
     optimizer = keras.optimizers.Adam(args.learning_rate, clipnorm=100.0)
     # XLA is 1.8x slower on TensorFlow's CPU kernels; JAX needs it (its
     # non-jitted training step is eager and receives tf.data tensors).

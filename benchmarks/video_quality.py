@@ -97,7 +97,7 @@ GENERATIVE_MODELS = (
         "N(0, I) prior: ConvLSTM VAE",
         ("convlstm-moving-mnist",),
     ),
-    ("learned prior (SVG-LP style)", ("learned-prior-moving-mnist",)),
+    ("learned prior (reads decoded frames)", ("learned-prior-moving-mnist",)),
 )
 
 

@@ -151,7 +151,7 @@ def test_the_learned_prior_reproduces_its_elbo_and_samples_pass_the_floor():
         digits=mnist.images,
         labels=mnist.labels,
     ).clips(64)
-    # One posterior draw per clip (trained and measured on JAX: other noise here)
+    # One posterior draw per clip (another backend draws other noise)
     elbo = float(np.mean(model.elbo(test)))
     assert -elbo == pytest.approx(metrics["held_out_negative_elbo_per_clip"], rel=0.01)
     real = generation_statistics(test)
@@ -159,3 +159,6 @@ def test_the_learned_prior_reproduces_its_elbo_and_samples_pass_the_floor():
     # The parts of the floor this model meets (metrics.json's "floor")
     assert 0.6 < samples["mean_pixel"] / real["mean_pixel"] < 1.5
     assert samples["ink_share"] >= 0.8
+    # and its frames are less alike than the SVG-LP prior's were (0.21 above
+    # real clips, this model's metrics.json: 0.17), though not yet within 0.15
+    assert samples["frame_correlation"] - real["frame_correlation"] < 0.19

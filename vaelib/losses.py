@@ -68,7 +68,7 @@ def gaussian_kl(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
     `mu = 0` and `log_var = 0`, and never negative.
 
     With a learned prior N(prior_mean, exp(prior_log_var)) (for instance
-    p(z_t | x_<t) of a sequential model), the closed form between the two
+    p(z_t | z_<t) of a sequential model), the closed form between the two
     diagonal Gaussians is, with `d = log_var - prior_log_var`,
 
         KL = 0.5 * sum(expm1(d) - d + (mu - prior_mean)**2 * exp(-prior_log_var))

@@ -55,6 +55,19 @@ def test_the_loss_is_the_sequential_elbo(model, clips):
     )
 
 
+def test_the_prior_reads_the_frames_the_decoder_drew_not_the_real_ones(model, clips):
+    # In the loss as when generating: p(z_t | z_<t), through decoded frames.
+    logits, _, _, prior_mean, prior_log_var = model(clips[:3], training=False)
+    drawn = to_numpy(keras.ops.sigmoid(logits))
+    expected_mean, expected_log_var = model.prior(drawn)
+    np.testing.assert_allclose(to_numpy(prior_mean), to_numpy(expected_mean), atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(prior_log_var), to_numpy(expected_log_var), atol=1e-5
+    )
+    real_mean, _ = model.prior(clips[:3])
+    assert not np.allclose(to_numpy(prior_mean), to_numpy(real_mean))
+
+
 def test_the_prior_at_step_t_does_not_see_frame_t(model, clips):
     x = clips[:2]
     t = 2
@@ -97,7 +110,8 @@ def test_generation_one_frame_at_a_time_equals_the_teacher_forced_pass(model, cl
     frames, prior_mean, prior_log_var = model._rollout(x, 0, use_means=True)
     z_mean, _ = model.encode(x)
     np.testing.assert_allclose(frames, to_numpy(model.decode(z_mean)), atol=1e-5)
-    expected_mean, expected_log_var = model.prior(x)
+    # the prior read the decoded frames, one by one
+    expected_mean, expected_log_var = model.prior(frames)
     np.testing.assert_allclose(prior_mean, to_numpy(expected_mean), atol=1e-5)
     np.testing.assert_allclose(prior_log_var, to_numpy(expected_log_var), atol=1e-5)
 

@@ -3,9 +3,14 @@
 `ConvLSTMVAE` gives every frame's latent the prior N(0, I), so a sample from
 the prior lands where its decoder has never been (black clips). Here the
 prior is learned and conditional on the past, as in SVG-LP (Denton and
-Fergus, 2018): p(z_t | x_<t). Generating a clip is then ancestral sampling:
-draw z_0 from p(z_0), decode frame 0, encode it, draw z_1 from p(z_1 | x_0),
-and so on, each generated frame fed back.
+Fergus, 2018) and the VRNN (Chung et al., 2015). Generating a clip is then
+ancestral sampling: draw z_0 from p(z_0), decode frame 0, embed it, draw z_1
+from the prior given that frame, and so on, each generated frame fed back.
+
+The prior reads the frames the decoder drew, in training as in generation,
+so it is p(z_t | z_<t). (SVG-LP's prior reads the real frames in training,
+p(z_t | x_<t), and then sees the decoder's blurred frames when generating:
+measured in course/09_learned_temporal_prior.ipynb.)
 """
 
 import keras
@@ -51,9 +56,17 @@ class LearnedPriorVAE(VAE):
     - the posterior q(z_t | x_<=t): a ConvLSTM over `e_0 .. e_t`, then a
       dense `GaussianHead` on the flattened map (and `e_t` itself, a short
       path past the LSTM's gates): a latent vector per frame;
-    - the learned prior p(z_t | x_<t): a ConvLSTM over `e_0 .. e_{t-1}`
-      (zero input at t = 0, so p(z_0) is a learned Gaussian), with the same
-      kind of head. It never sees frame t;
+    - the learned prior p(z_t | z_<t): a ConvLSTM over the embeddings of
+      the frames the decoder drew from z_0 .. z_{t-1} (zero input at t = 0,
+      so p(z_0) is a learned Gaussian), with the same kind of head. It never
+      sees a real frame: in training it reads the decoder's means for the
+      posterior's draws, when generating for the prior's own draws, so it
+      is trained on what it will see. (A prior trained on the real frames,
+      SVG-LP's p(z_t | x_<t), was 4.3 nats per frame from the posterior
+      after frame 0 when it read real frames, and 28.9 when it read the
+      decoder's, as it does when generating; its samples moved too slowly
+      and their consecutive frames correlated 0.74 against the data's 0.55.
+      `benchmarks/prior_exposure.py` measures it);
     - the decoder p(x_t | z_<=t): z_t projected to a map, through a
       ConvLSTM (its memory of z_<t) and transposed convolutions to pixel
       logits. It never reads a frame: what a frame shows has to be in the
@@ -64,16 +77,18 @@ class LearnedPriorVAE(VAE):
 
     The loss of a clip is the sequential ELBO's negative,
 
-        sum_t [ -log p(x_t | z_<=t) + beta * KL(q(z_t | x_<=t) || p(z_t | x_<t)) ]
+        sum_t [ -log p(x_t | z_<=t) + beta * KL(q(z_t | x_<=t) || p(z_t | z_<t)) ]
 
     with both terms summed over pixels, latent units and frames
     (`vaelib.losses.bernoulli_nll`, `vaelib.losses.gaussian_kl` with the
-    prior's mean and log-variance), averaged over clips. Training uses
-    teacher forcing: every network reads the real previous frames, so one
-    pass over the clip computes all terms (`fit`, `compute_loss`, any
-    backend). `sample` and `predict_future` run the networks one frame at a
-    time and feed each generated frame (its Bernoulli means, not a
-    thresholded image) back to the prior.
+    prior's mean and log-variance), averaged over clips, for one draw of z
+    from the posterior (the KL of frame t depends on z_<t through the
+    prior). One pass over the clip computes all terms (`fit`,
+    `compute_loss`, any backend): encode, draw z, decode, and let the prior
+    read the decoded frames (no gradient flows into them from the KL).
+    `sample` and `predict_future` run the networks one frame at a time and
+    feed each generated frame (its Bernoulli means, not a thresholded
+    image) back to the prior.
 
     Args:
         input_shape: `(num_frames, height, width, 1)`; height and width
@@ -199,12 +214,15 @@ class LearnedPriorVAE(VAE):
         z_mean, z_log_var = self._posterior(embedded, self.posterior_lstm(embedded))
         encoder = keras.Model(clip, [z_mean, z_log_var], name="encoder")
 
-        # The previous frame's embedding at every step: zeros, e_0, ..., e_{T-2}.
+        # The prior reads frames the decoder drew (see `call`), embedded by
+        # the same convolutions; at every step the previous one's embedding:
+        # zeros, e_0, ..., e_{T-2}.
+        drawn = keras.Input(shape=input_shape, name="drawn_frames")
         previous = keras.layers.Cropping3D(((0, 1), (0, 0), (0, 0)))(
-            keras.layers.ZeroPadding3D(((1, 0), (0, 0), (0, 0)))(embedded)
+            keras.layers.ZeroPadding3D(((1, 0), (0, 0), (0, 0)))(self._embed(drawn))
         )
         prior_mean, prior_log_var = self._prior(previous, self.prior_lstm(previous))
-        prior = keras.Model(clip, [prior_mean, prior_log_var], name="prior")
+        prior = keras.Model(drawn, [prior_mean, prior_log_var], name="prior")
 
         latent = keras.Input(shape=(num_frames, latent_dim), name="z")
         decoder_input = self._decoder_input(latent)
@@ -255,9 +273,13 @@ class LearnedPriorVAE(VAE):
 
     def call(self, inputs, training=None):
         z_mean, z_log_var = self.encoder(inputs, training=training)
-        prior_mean, prior_log_var = self.prior(inputs, training=training)
         z = self.sampling((z_mean, z_log_var))
         logits = self.decoder(z, training=training)
+        # The prior reads the frames decoded from z, not the real ones: when
+        # generating, the frames fed back are the decoder's too, so the prior
+        # is trained on what it will see. It is p(z_t | z_<t).
+        drawn = ops.stop_gradient(ops.sigmoid(ops.cast(logits, "float32")))
+        prior_mean, prior_log_var = self.prior(drawn, training=training)
         return logits, z_mean, z_log_var, prior_mean, prior_log_var
 
     def compute_output_shape(self, input_shape):
@@ -265,7 +287,7 @@ class LearnedPriorVAE(VAE):
         return (tuple(input_shape),) + (latent,) * 4
 
     def kl_loss(self, z_mean, z_log_var, prior_mean=None, prior_log_var=None):
-        """KL(q(z_t | x_<=t) || p(z_t | x_<t)) summed over frames, per clip (nats).
+        """KL(q(z_t | x_<=t) || p(z_t | z_<t)) summed over frames, per clip (nats).
 
         Always in float32. Without the prior's parameters, the KL to N(0, I),
         as `VAE.kl_loss`.
@@ -298,10 +320,11 @@ class LearnedPriorVAE(VAE):
     def _rollout(self, context, num_future, seed=None, use_means=False):
         """Runs the networks frame by frame: real frames first, then generated ones.
 
-        For the `context` frames, z_t is drawn from the posterior and the real
-        frame is fed to the next step; after them, z_t is drawn from the
-        learned prior and the decoder's Bernoulli means are fed back. With
-        `use_means`, z_t is the posterior's or prior's mean instead of a draw.
+        For the `context` frames, z_t is drawn from the posterior (which reads
+        the real frames); after them, from the learned prior. At every step
+        the decoder's Bernoulli means are what the prior reads next, as in
+        training. With `use_means`, z_t is the posterior's or prior's mean
+        instead of a draw.
 
         Returns:
             `(probabilities, prior_means, prior_log_vars)`: the decoder's
@@ -337,10 +360,7 @@ class LearnedPriorVAE(VAE):
             frames.append(probabilities)
             prior_means.append(prior_mean)
             prior_log_vars.append(prior_log_var)
-            if t < context_frames:
-                previous = embedded
-            else:
-                previous = self._embed(probabilities)
+            previous = self._embed(probabilities)
         return tuple(
             ops.convert_to_numpy(ops.concatenate(values, axis=1))
             for values in (frames, prior_means, prior_log_vars)
@@ -350,7 +370,7 @@ class LearnedPriorVAE(VAE):
         """Generates `n` clips from nothing by ancestral sampling.
 
         z_0 ~ p(z_0), frame 0 = the decoder's Bernoulli means; then for each
-        t, z_t ~ p(z_t | x_<t) given the frames generated so far.
+        t, z_t ~ p(z_t | z_<t), the prior reading the frames generated so far.
 
         Args:
             n: Number of clips.
@@ -371,7 +391,8 @@ class LearnedPriorVAE(VAE):
         """Samples one future of `num_future` frames for each context clip.
 
         The context frames go through the posterior (as in training); the
-        future frames are drawn from the learned prior and fed back. Each call
+        future frames are drawn from the learned prior, each decoded frame
+        fed back to it. Each call
         with another seed gives another future: call it k times for k
         futures.
 
@@ -431,7 +452,7 @@ def learned_prior_vae(
     decoder_convs=2,
     seed=None,
 ):
-    """Builds a `LearnedPriorVAE`: a video VAE with a learned prior p(z_t | x_<t).
+    """Builds a `LearnedPriorVAE`: a video VAE with a learned prior p(z_t | z_<t).
 
     Args:
         input_shape, latent_dim, filters, lstm_filters, decoder_convs, seed:
