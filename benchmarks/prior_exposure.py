@@ -32,23 +32,11 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 from vaelib.data import MovingDigits  # noqa: E402
-from vaelib.losses import gaussian_kl  # noqa: E402
 
 SHIPPED = (
     pathlib.Path(__file__).resolve().parents[1]
     / "data/pretrained/learned-prior-moving-mnist/model.keras"
 )
-
-
-def kl_per_frame(model, z_mean, z_log_var, frames):
-    """Numpy `(num_frames,)`: KL(q || p) of each frame, the prior reading `frames`."""
-    prior_mean, prior_log_var = model.prior(frames)
-    flat = [
-        ops.reshape(ops.cast(t, "float32"), (-1, model.latent_dim))
-        for t in (z_mean, z_log_var, prior_mean, prior_log_var)
-    ]
-    kl = ops.convert_to_numpy(gaussian_kl(*flat))
-    return kl.reshape(len(frames), -1).mean(axis=0)
 
 
 def main():
@@ -73,7 +61,7 @@ def main():
         noise = keras.random.normal(ops.shape(z_mean), seed=0)
         decoded = model.decode(z_mean + ops.exp(0.5 * z_log_var) * noise)
         for reads, frames in (("real frames", real), ("decoded frames", decoded)):
-            kl = kl_per_frame(model, z_mean, z_log_var, frames)
+            kl = model.kl_per_frame(real, prior_reads=frames).mean(axis=0)
             print(
                 f"| {name[:40]:<40} | {reads:<14} | {kl[0]:7.1f} | "
                 f"{kl[1:].mean():5.1f} | {kl.sum():4.0f} |"

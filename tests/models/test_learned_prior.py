@@ -64,8 +64,21 @@ def test_the_prior_reads_the_frames_the_decoder_drew_not_the_real_ones(model, cl
     np.testing.assert_allclose(
         to_numpy(prior_log_var), to_numpy(expected_log_var), atol=1e-5
     )
-    real_mean, _ = model.prior(clips[:3])
+    real_mean, real_log_var = model.prior(clips[:3])
     assert not np.allclose(to_numpy(prior_mean), to_numpy(real_mean))
+    # kl_per_frame can give the prior other frames to read
+    z_mean, z_log_var = model.encode(clips[:3])
+    expected = to_numpy(
+        gaussian_kl(
+            *(
+                keras.ops.reshape(t, (-1, 3))
+                for t in (z_mean, z_log_var, real_mean, real_log_var)
+            )
+        )
+    ).reshape(3, -1)
+    np.testing.assert_allclose(
+        model.kl_per_frame(clips[:3], prior_reads=clips[:3]), expected, rtol=1e-5
+    )
 
 
 def test_the_prior_at_step_t_does_not_see_frame_t(model, clips):

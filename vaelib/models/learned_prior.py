@@ -300,10 +300,24 @@ class LearnedPriorVAE(VAE):
             ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32"), *prior
         )
 
-    def kl_per_frame(self, x):
-        """Numpy `(batch, num_frames)`: KL(q || p) of each frame, in nats."""
+    def kl_per_frame(self, x, prior_reads=None):
+        """Numpy `(batch, num_frames)`: KL(q || p) of each frame, in nats.
+
+        Args:
+            x: Clips; q(z_t | x_<=t) reads them.
+            prior_reads: Frames of the same shape for the prior to read
+                (`benchmarks/prior_exposure.py` gives it the real clips). By
+                default, as in the loss, the frames decoded from one
+                posterior draw: another draw, slightly other KLs, each call.
+        """
         x = self._check_input(x)
-        _, *gaussians = self(x, training=False)
+        if prior_reads is None:
+            _, *gaussians = self(x, training=False)
+        else:
+            gaussians = [
+                *self.encoder(x, training=False),
+                *self.prior(self._check_input(prior_reads), training=False),
+            ]
         # (batch * num_frames, latent_dim): one "example" per frame
         flat = [
             ops.reshape(ops.cast(t, "float32"), (-1, self.latent_dim))
