@@ -143,22 +143,21 @@ def test_the_learned_prior_reproduces_its_elbo_and_samples_pass_the_floor():
     metrics = json.loads((folder / "metrics.json").read_text())
     model = keras.saving.load_model(folder / "model.keras", safe_mode=True)
     mnist = load_digits_images("test", source="mnist-file")
-    test = MovingDigits.scaled(
+    clips = MovingDigits.scaled(
         32,
         num_frames=20,
         split="test",
         seed=1,
         digits=mnist.images,
         labels=mnist.labels,
-    ).clips(64)
+    ).clips(256)
     # One posterior draw per clip (another backend draws other noise)
-    elbo = float(np.mean(model.elbo(test)))
+    elbo = float(np.mean(model.elbo(clips[:64])))
     assert -elbo == pytest.approx(metrics["held_out_negative_elbo_per_clip"], rel=0.01)
-    real = generation_statistics(test)
-    samples = generation_statistics(model.sample(64, seed=0))
-    # The parts of the floor this model meets (metrics.json's "floor")
+    # The floor (metrics.json's "floor"), against 256 real clips: the
+    # frame correlation of 64 real clips varies by about 0.01 from draw to draw
+    real = generation_statistics(clips)
+    samples = generation_statistics(model.sample(100, seed=0))
     assert 0.6 < samples["mean_pixel"] / real["mean_pixel"] < 1.5
     assert samples["ink_share"] >= 0.8
-    # and its frames are less alike than the SVG-LP prior's were (0.21 above
-    # real clips, this model's metrics.json: 0.17), though not yet within 0.15
-    assert samples["frame_correlation"] - real["frame_correlation"] < 0.19
+    assert samples["frame_correlation"] - real["frame_correlation"] < 0.15
