@@ -168,3 +168,89 @@ def test_fit_then_save_and_load_give_identical_prior_outputs(clips, tmp_path):
     for before, after in zip(model.prior(clips), loaded.prior(clips), strict=True):
         np.testing.assert_array_equal(to_numpy(before), to_numpy(after))
     np.testing.assert_array_equal(model.sample(2, seed=3), loaded.sample(2, seed=3))
+
+
+# The mixture for z_0 (`fit_first_frame_prior`): ex-post density estimation.
+
+
+def _set_mixture(model, log_weights, means, scale_tril):
+    model.first_frame_log_weights.assign(np.asarray(log_weights, "float32"))
+    model.first_frame_means.assign(np.asarray(means, "float32"))
+    model.first_frame_scale_tril.assign(np.asarray(scale_tril, "float32"))
+    model.first_frame_fitted.assign(1.0)
+
+
+def test_first_frame_draws_have_the_mixtures_mean_and_covariance():
+    model = build(first_frame_components=2)
+    weights = np.array([0.3, 0.7])
+    means = np.array([[2.0, 0.0, -1.0], [-1.0, 1.0, 0.5]])
+    scale_tril = np.array(
+        [
+            [[1.0, 0, 0], [0.5, 0.8, 0], [0, 0, 0.3]],
+            [[0.4, 0, 0], [0, 1.2, 0], [0.2, -0.3, 0.6]],
+        ]
+    )
+    _set_mixture(model, np.log(weights), means, scale_tril)
+    draws = model.first_frame_latents(20000, seed=0)
+    # The moments of a mixture, in closed form
+    mean = weights @ means
+    second = sum(
+        w * (s @ s.T + np.outer(m, m))
+        for w, m, s in zip(weights, means, scale_tril, strict=True)
+    )
+    np.testing.assert_allclose(draws.mean(axis=0), mean, atol=0.05)
+    np.testing.assert_allclose(
+        np.cov(draws.T), second - np.outer(mean, mean), atol=0.12
+    )
+
+
+def test_sample_draws_z0_from_the_mixture_once_fitted(clips):
+    model = build(first_frame_components=1)
+    assert not model.has_first_frame_mixture
+    with pytest.raises(ValueError, match="fit_first_frame_prior"):
+        model.sample(2, first_frame="mixture")
+    # One component of zero width: every clip's z_0 is this vector
+    z0 = np.array([1.5, -2.0, 0.7], "float32")
+    _set_mixture(model, [0.0], [z0], np.zeros((1, 3, 3)))
+    assert model.has_first_frame_mixture
+    samples = model.sample(3, seed=0)
+    np.testing.assert_allclose(samples[0, 0], samples[1, 0], atol=1e-6)
+    # the decoder is causal: frame 0 is the decoding of z_0 alone
+    z = np.zeros((1,) + model.latent_shape, "float32")
+    z[0, 0] = z0
+    np.testing.assert_allclose(
+        samples[0, 0], to_numpy(model.decode(z))[0, 0], atol=1e-5
+    )
+    from_prior = model.sample(3, seed=0, first_frame="prior")
+    assert not np.allclose(from_prior[0, 0], from_prior[1, 0], atol=1e-3)
+    with pytest.raises(ValueError, match="first_frame="):
+        model.sample(2, first_frame="posterior")
+
+
+def test_fit_first_frame_prior_fits_posterior_draws_and_survives_saving(
+    clips, tmp_path
+):
+    with pytest.raises(ValueError, match="first_frame_components > 0"):
+        build().fit_first_frame_prior(clips)
+    with pytest.raises(ValueError, match="first_frame_components"):
+        build(first_frame_components=-1)
+    model = build(first_frame_components=2)
+    with pytest.raises(ValueError, match="at least 4 clips"):
+        model.fit_first_frame_prior(clips[:3])
+    mixture = model.fit_first_frame_prior(clips, seed=0)
+    np.testing.assert_allclose(
+        to_numpy(model.first_frame_means), mixture.means_, rtol=1e-5
+    )
+    # Its components sit where the posterior's draws of z_0 are
+    z_mean = to_numpy(model.encode(clips)[0])[:, 0]
+    assert np.abs(mixture.means_.mean(axis=0) - z_mean.mean(axis=0)).max() < 0.5
+    path = tmp_path / "mixture.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert (
+        loaded.has_first_frame_mixture
+        and loaded.get_config()["first_frame_components"] == 2
+    )
+    np.testing.assert_allclose(
+        loaded.sample(2, seed=1), model.sample(2, seed=1), atol=1e-6
+    )

@@ -11,6 +11,11 @@ The prior reads the frames the decoder drew, in training as in generation,
 so it is p(z_t | z_<t). (SVG-LP's prior reads the real frames in training,
 p(z_t | x_<t), and then sees the decoder's blurred frames when generating:
 measured in course/09_learned_temporal_prior.ipynb.)
+
+After training, `fit_first_frame_prior` can replace p(z_0) for sampling by a
+Gaussian mixture fitted to the posterior's draws of z_0 ("ex-post density
+estimation", Ghosh et al., 2020): one Gaussian fits badly what two digits
+look like and where they are, and its samples start dim.
 """
 
 import keras
@@ -100,6 +105,10 @@ class LearnedPriorVAE(VAE):
             `ConvLSTMVAE`.
         seed: Seed of the posterior sampling noise in training.
         beta: Weight of the KL term, see `VAE` (`KLAnnealing` ramps it).
+        first_frame_components: Components of the Gaussian mixture that
+            `sample` draws z_0 from once `fit_first_frame_prior` has fitted
+            it (saved with the model); 0 for none: z_0 ~ p(z_0). The loss,
+            the ELBO and the KL always use the learned Gaussian p(z_0).
         **kwargs: Standard `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -129,9 +138,13 @@ class LearnedPriorVAE(VAE):
         decoder_convs=2,
         seed=None,
         beta=1.0,
+        first_frame_components=0,
         **kwargs,
     ):
         filters = _arguments.positive_ints("filters", filters)
+        first_frame_components = _arguments.integer(
+            "first_frame_components", first_frame_components, minimum=0
+        )
         input_shape = _arguments.positive_ints("input_shape", input_shape)
         factor = 2 ** len(filters)
         if len(input_shape) != 4 or input_shape[-1] != 1:
@@ -239,6 +252,26 @@ class LearnedPriorVAE(VAE):
         self.posterior_head.log_var_layer.bias.assign(
             np.full(latent_dim, POSTERIOR_START_LOG_VAR, "float32")
         )
+        # The mixture for z_0 (`fit_first_frame_prior`): log-weights, means
+        # and the Cholesky factors of the covariances, not trained by `fit`.
+        # Only a model built with components has these variables, so the
+        # weights of one built without stay those of earlier versions.
+        self.first_frame_components = k = first_frame_components
+        if k:
+            shapes = {
+                "fitted": (),
+                "log_weights": (k,),
+                "means": (k, latent_dim),
+                "scale_tril": (k, latent_dim, latent_dim),
+            }
+            for name, shape in shapes.items():
+                variable = self.add_weight(
+                    shape=shape,
+                    initializer="zeros",
+                    trainable=False,
+                    name=f"first_frame_{name}",
+                )
+                setattr(self, f"first_frame_{name}", variable)
 
     # The per-frame pieces, shared by the teacher-forced pass over a clip and
     # the one-frame-at-a-time generation.
@@ -331,14 +364,17 @@ class LearnedPriorVAE(VAE):
         shape = (batch,) + self._map_shape[:2] + (self.lstm_filters,)
         return ops.zeros(shape), ops.zeros(shape)
 
-    def _rollout(self, context, num_future, seed=None, use_means=False):
+    def _rollout(
+        self, context, num_future, seed=None, use_means=False, first_frame_mixture=False
+    ):
         """Runs the networks frame by frame: real frames first, then generated ones.
 
         For the `context` frames, z_t is drawn from the posterior (which reads
         the real frames); after them, from the learned prior. At every step
         the decoder's Bernoulli means are what the prior reads next, as in
         training. With `use_means`, z_t is the posterior's or prior's mean
-        instead of a draw.
+        instead of a draw. With `first_frame_mixture` and no context, z_0 is
+        drawn from the fitted mixture instead of p(z_0).
 
         Returns:
             `(probabilities, prior_means, prior_log_vars)`: the decoder's
@@ -366,6 +402,10 @@ class LearnedPriorVAE(VAE):
             if not use_means:
                 noise = keras.random.normal(ops.shape(mean), seed=seed_generator)
                 z = mean + ops.exp(0.5 * log_var) * noise
+            if t == 0 and context_frames == 0 and first_frame_mixture:
+                z = ops.reshape(
+                    self._draw_first_latents(batch, seed_generator), (batch, 1, -1)
+                )
             decoder_input = self._decoder_input(z)
             memory, decoder_state = _convlstm_step(
                 self.decoder_lstm, decoder_input, decoder_state
@@ -380,16 +420,20 @@ class LearnedPriorVAE(VAE):
             for values in (frames, prior_means, prior_log_vars)
         )
 
-    def sample(self, n, seed=None, num_frames=None):
+    def sample(self, n, seed=None, num_frames=None, first_frame=None):
         """Generates `n` clips from nothing by ancestral sampling.
 
-        z_0 ~ p(z_0), frame 0 = the decoder's Bernoulli means; then for each
-        t, z_t ~ p(z_t | z_<t), the prior reading the frames generated so far.
+        z_0 ~ p(z_0) (or the fitted mixture, see `first_frame`), frame 0 =
+        the decoder's Bernoulli means; then for each t, z_t ~ p(z_t | z_<t),
+        the prior reading the frames generated so far.
 
         Args:
             n: Number of clips.
             seed: Integer seed; the same seed gives the same clips.
             num_frames: Length of the clips (the training length by default).
+            first_frame: Where z_0 comes from: `"mixture"` (the mixture of
+                `fit_first_frame_prior`), `"prior"` (the learned Gaussian
+                p(z_0)), or None: the mixture once fitted, else the prior.
 
         Returns:
             Numpy float32 `(n, num_frames, height, width, 1)` in [0, 1].
@@ -398,8 +442,104 @@ class LearnedPriorVAE(VAE):
         num_frames = _arguments.positive_int(
             "num_frames", self.data_shape[0] if num_frames is None else num_frames
         )
+        fitted = self.has_first_frame_mixture
+        if first_frame not in (None, "mixture", "prior"):
+            raise ValueError(
+                "Expected first_frame='mixture', 'prior' or None. "
+                f"Received: first_frame={first_frame!r}"
+            )
+        if first_frame == "mixture" and not fitted:
+            raise ValueError(
+                "first_frame='mixture' needs a fitted mixture: call "
+                "fit_first_frame_prior(clips) on a model built with "
+                "first_frame_components > 0."
+            )
+        mixture = fitted if first_frame is None else first_frame == "mixture"
         empty = np.zeros((n, 0) + self.data_shape[1:], "float32")
-        return self._rollout(empty, num_frames, seed)[0]
+        return self._rollout(empty, num_frames, seed, first_frame_mixture=mixture)[0]
+
+    @property
+    def has_first_frame_mixture(self):
+        """Whether `fit_first_frame_prior` has fitted the mixture for z_0."""
+        if not self.first_frame_components:
+            return False
+        return bool(ops.convert_to_numpy(self.first_frame_fitted) > 0)
+
+    def fit_first_frame_prior(self, clips, seed=0, batch_size=64):
+        """Fits the Gaussian mixture that `sample` draws z_0 from.
+
+        A second stage after training ("ex-post density estimation", Ghosh
+        et al., 2020): draw z_0 once from the posterior q(z_0 | x_0) of each
+        clip and fit `first_frame_components` Gaussians with full
+        covariances to the draws (scikit-learn's `GaussianMixture`). The
+        learned p(z_0), one diagonal Gaussian, covers the posterior's draws
+        only roughly; a sample from its empty regions decodes to a dim first
+        frame, and later frames follow it.
+
+        Args:
+            clips: Training clips `(n, num_frames, height, width, 1)` in
+                [0, 1]; only their first frames matter. A few thousand.
+            seed: Seed of the posterior draws and of the mixture's fit.
+            batch_size: Clips per encoder pass.
+
+        Returns:
+            The fitted `sklearn.mixture.GaussianMixture`.
+        """
+        from sklearn.mixture import GaussianMixture
+
+        k = self.first_frame_components
+        if k == 0:
+            raise ValueError(
+                "This model has no mixture for z_0: build it with "
+                "first_frame_components > 0 (e.g. 50)."
+            )
+        clips = self._check_input(clips)
+        batch_size = _arguments.positive_int("batch_size", batch_size)
+        if len(clips) < 2 * k:
+            raise ValueError(
+                f"Expected at least {2 * k} clips to fit {k} components. "
+                f"Received: {len(clips)} clips"
+            )
+        means, log_vars = [], []
+        for start in range(0, len(clips), batch_size):
+            # q(z_0 | x_0): the posterior is causal, later frames do not move it
+            mean, log_var = self.encoder(
+                clips[start : start + batch_size], training=False
+            )
+            means.append(ops.convert_to_numpy(mean)[:, 0])
+            log_vars.append(ops.convert_to_numpy(log_var)[:, 0])
+        mean, log_var = np.concatenate(means), np.concatenate(log_vars)
+        noise = np.random.default_rng(seed).normal(size=mean.shape)
+        # float64: float32 draws give covariances that are not quite PSD
+        draws = mean.astype("float64") + np.exp(0.5 * log_var) * noise
+        mixture = GaussianMixture(k, covariance_type="full", random_state=seed)
+        mixture.fit(draws)
+        self.first_frame_log_weights.assign(np.log(mixture.weights_).astype("float32"))
+        self.first_frame_means.assign(mixture.means_.astype("float32"))
+        self.first_frame_scale_tril.assign(
+            np.linalg.cholesky(mixture.covariances_).astype("float32")
+        )
+        self.first_frame_fitted.assign(1.0)
+        return mixture
+
+    def _draw_first_latents(self, n, seed_generator):
+        """`(n, latent_dim)` draws of z_0 from the fitted mixture."""
+        logits = ops.broadcast_to(
+            self.first_frame_log_weights[None], (n, self.first_frame_components)
+        )
+        component = keras.random.categorical(logits, 1, seed=seed_generator)[:, 0]
+        mean = ops.take(self.first_frame_means, component, axis=0)
+        scale = ops.take(self.first_frame_scale_tril, component, axis=0)
+        noise = keras.random.normal((n, self.latent_dim), seed=seed_generator)
+        return mean + ops.einsum("nij,nj->ni", scale, noise)
+
+    def first_frame_latents(self, n, seed=None):
+        """Numpy `(n, latent_dim)`: draws of z_0 from the fitted mixture."""
+        n = _arguments.positive_int("n", n)
+        if not self.has_first_frame_mixture:
+            raise ValueError("No fitted mixture: call fit_first_frame_prior first.")
+        draws = self._draw_first_latents(n, keras.random.SeedGenerator(seed))
+        return ops.convert_to_numpy(draws)
 
     def predict_future(self, context, num_future, seed=None):
         """Samples one future of `num_future` frames for each context clip.
@@ -449,6 +589,7 @@ class LearnedPriorVAE(VAE):
                 "filters": list(self.filters),
                 "lstm_filters": self.lstm_filters,
                 "decoder_convs": self.decoder_convs,
+                "first_frame_components": self.first_frame_components,
             }
         )
         return config
