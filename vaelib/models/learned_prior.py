@@ -434,6 +434,8 @@ class LearnedPriorVAE(VAE):
             first_frame: Where z_0 comes from: `"mixture"` (the mixture of
                 `fit_first_frame_prior`), `"prior"` (the learned Gaussian
                 p(z_0)), or None: the mixture once fitted, else the prior.
+                The mixture's draw takes more random numbers, so one seed
+                gives other later frames with and without it.
 
         Returns:
             Numpy float32 `(n, num_frames, height, width, 1)` in [0, 1].
