@@ -476,7 +476,10 @@ class LearnedPriorVAE(VAE):
         covariances to the draws (scikit-learn's `GaussianMixture`). The
         learned p(z_0), one diagonal Gaussian, covers the posterior's draws
         only roughly; a sample from its empty regions decodes to a dim first
-        frame, and later frames follow it.
+        frame, and later frames follow it. Choose the number of components
+        on draws for other clips (`mixture.score`): too many memorise the
+        draws (`benchmarks/first_frame_prior.py`: 10 for the shipped model,
+        where 50 scored new draws below p(z_0)).
 
         Args:
             clips: Training clips `(n, num_frames, height, width, 1)` in
@@ -493,7 +496,7 @@ class LearnedPriorVAE(VAE):
         if k == 0:
             raise ValueError(
                 "This model has no mixture for z_0: build it with "
-                "first_frame_components > 0 (e.g. 50)."
+                "first_frame_components > 0 (e.g. 10)."
             )
         clips = self._check_input(clips)
         batch_size = _arguments.positive_int("batch_size", batch_size)
