@@ -227,7 +227,7 @@ def test_upgrade_model_converts_an_old_format_file(tmp_path, capsys):
     assert "outputs identical" in capsys.readouterr().out
     model = keras.saving.load_model(new, safe_mode=True)
     assert isinstance(model, ConvLSTMPredictor) and model.context_frames == 3
-    assert main(["upgrade-model", str(new)]) == 2
+    assert main(["upgrade-model", str(new), "--overwrite"]) == 2
     assert "nothing to convert" in capsys.readouterr().err
 
 

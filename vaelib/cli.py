@@ -176,6 +176,12 @@ def build_parser():
         help="continue an interrupted run in --out from its last finished epoch",
     )
     train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run in --out (its model, metrics, logs); without "
+        "it, such a run is never touched",
+    )
+    train.add_argument(
         "--iwae-k",
         type=_positive_int,
         default=100,
@@ -257,7 +263,14 @@ def build_parser():
     )
     upgrade.add_argument("path", type=_keras_file)
     upgrade.add_argument(
-        "--out", type=_keras_file, default=None, help="default: overwrite PATH"
+        "--out",
+        type=_keras_file,
+        default=None,
+        help="where to write the converted model (default: PATH itself, which "
+        "needs --overwrite)",
+    )
+    upgrade.add_argument(
+        "--overwrite", action="store_true", help="replace --out (or PATH) if it exists"
     )
 
     data = commands.add_parser("data", help="write a data set to disk")
@@ -271,6 +284,9 @@ def build_parser():
     data.add_argument("--speed", type=_non_negative_float, default=3.6)
     data.add_argument("--seed", type=_non_negative_int, default=0)
     data.add_argument("--out", required=True, type=pathlib.Path, help="a .npz file")
+    data.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists"
+    )
     return parser
 
 

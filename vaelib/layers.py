@@ -196,6 +196,17 @@ class GaussianHead(keras.layers.Layer):
         return config
 
 
+def _lstm_update(gates, c):
+    """The LSTM's gate equations: `(h, c)` at t from the summed gate inputs.
+
+    `gates` holds the four gates' pre-activations, in Keras' order i, f, g, o,
+    along the last axis; `c` is the cell state at t - 1.
+    """
+    i, f, g, o = ops.split(gates, 4, axis=-1)
+    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+    return ops.sigmoid(o) * ops.tanh(c), c
+
+
 @keras.saving.register_keras_serializable(package="vaelib")
 class FusedConvLSTM2D(keras.layers.Layer):
     """A ConvLSTM over time that does in one convolution what Keras does in eight.
@@ -297,11 +308,10 @@ class FusedConvLSTM2D(keras.layers.Layer):
         recurrent_kernel = self.recurrent_kernel
 
         def step(state, gates_t):
-            h, c = state
-            gates = gates_t + ops.conv(h, recurrent_kernel, padding="same")
-            i, f, g, o = ops.split(gates, 4, axis=-1)
-            c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-            h = ops.sigmoid(o) * ops.tanh(c)
+            h, c = _lstm_update(
+                gates_t + ops.conv(state[0], recurrent_kernel, padding="same"),
+                state[1],
+            )
             # Keras' TensorFlow scan needs outputs shaped like the carry.
             return (h, c), (h, c)
 
@@ -313,6 +323,35 @@ class FusedConvLSTM2D(keras.layers.Layer):
             unroll = keras.backend.backend() == "jax"
         _, (hidden, _) = ops.scan(step, (zeros, zeros), gates_from_input, unroll=unroll)
         return ops.transpose(hidden, (1, 0, 2, 3, 4))
+
+    def step(self, frame, state):
+        """One time step, for loops that feed each output back (generation).
+
+        The same weights and gate equations as `call`, in the layer's compute
+        dtype, outside `call`'s time loop.
+
+        Args:
+            frame: One frame's input, `(batch, 1, height, width, channels)`.
+            state: The pair `(h, c)` of `(batch, height, width, filters)`
+                (zeros before the first frame).
+
+        Returns:
+            `(h_t, (h, c))`: the output as `(batch, 1, height, width,
+            filters)` and the new state.
+        """
+        dtype = self.compute_dtype
+        kernel, recurrent_kernel, bias = (
+            ops.cast(weight, dtype)
+            for weight in (self.kernel, self.recurrent_kernel, self.bias)
+        )
+        h, c = (ops.cast(tensor, dtype) for tensor in state)
+        gates = (
+            ops.conv(ops.cast(frame[:, 0], dtype), kernel, padding="same")
+            + bias
+            + ops.conv(h, recurrent_kernel, padding="same")
+        )
+        h, c = _lstm_update(gates, c)
+        return h[:, None], (h, c)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:4]) + (self.filters,)

@@ -24,6 +24,7 @@ import csv
 import json
 import os
 import pathlib
+import shutil
 import sys
 import time
 from typing import NamedTuple
@@ -435,6 +436,46 @@ def _trim_log(path, first_epoch_to_redo):
         csv.writer(file).writerows(kept)
 
 
+# What a run writes to its folder (`fit_vae`, and `model.keras` and
+# `metrics.json` from the command line); `logs/` holds its TensorBoard logs.
+RUN_FILES = ("model.keras", "metrics.json", "history.csv", "best.weights.h5")
+
+
+def earlier_run_files(out_dir):
+    """The files of a run in `out_dir` that is not interrupted (finished or failed).
+
+    A run interrupted mid-training has a `backup/` folder and is continued
+    with `resume=True`; any other run's files are a user's work that only
+    `overwrite=True` (`--overwrite`) may replace.
+    """
+    out_dir = pathlib.Path(out_dir)
+    if backup_epoch(out_dir) is not None:
+        return []
+    return [name for name in RUN_FILES if (out_dir / name).exists()]
+
+
+def _refuse_or_clear_earlier_run(out_dir, resume, overwrite):
+    """Raises if `out_dir` holds a finished run, or deletes it with `overwrite`."""
+    earlier = earlier_run_files(out_dir)
+    if not earlier:
+        return
+    if not overwrite:
+        what = "a finished run" if "model.keras" in earlier else "an earlier run"
+        action = (
+            "it is finished, there is nothing to resume"
+            if resume
+            else "choose another out_dir (--out)"
+        )
+        raise ValueError(
+            f"Expected out_dir without an earlier run. Received: out_dir={out_dir} "
+            f"holds {what} ({', '.join(earlier)}): {action}, or pass "
+            "overwrite=True (--overwrite) to replace it."
+        )
+    for name in earlier:
+        (out_dir / name).unlink()
+    shutil.rmtree(out_dir / "logs", ignore_errors=True)
+
+
 def backup_epoch(out_dir, attempts=20, wait=0.05):
     """Epochs completed by an interrupted run in `out_dir` (None if none).
 
@@ -471,6 +512,7 @@ def fit_vae(
     kl_anneal=None,
     jit_compile=False,
     resume=False,
+    overwrite=False,
     sample_every=5,
     tensorboard=True,
     callbacks=(),
@@ -511,6 +553,9 @@ def fit_vae(
         jit_compile: XLA-compile the train step (`"auto"`, True or False).
         resume: Continue an interrupted run in `out_dir`; without it, an
             interrupted run there is an error (so none is overwritten).
+        overwrite: Delete a finished (or failed) run's files in `out_dir`
+            (`RUN_FILES` and `logs/`) before training; without it, such a
+            run is an error.
         sample_every: Epochs between TensorBoard sample pictures (0: never).
         tensorboard: Write TensorBoard logs (needs TensorFlow).
         callbacks: More Keras callbacks.
@@ -529,7 +574,7 @@ def fit_vae(
     epochs = _arguments.positive_int("epochs", epochs)
     batch_size = _arguments.positive_int("batch_size", batch_size)
     out_dir = pathlib.Path(out_dir) if out_dir is not None else None
-    first_epoch = _first_epoch(out_dir, resume)
+    first_epoch = _first_epoch(out_dir, resume, overwrite)
     sample_inputs = _first_examples(
         train_data if validation_data is None else validation_data, 8
     )
@@ -569,11 +614,16 @@ def fit_vae(
     return FitResult(model, history.history, first_epoch, time.perf_counter() - start)
 
 
-def _first_epoch(out_dir, resume):
-    """The epoch a run in `out_dir` starts from; refuses to overwrite a broken run."""
+def _first_epoch(out_dir, resume, overwrite=False):
+    """The epoch a run in `out_dir` starts from; refuses to overwrite any run."""
     if out_dir is None:
         return 0
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(
+            f"Expected out_dir to be a folder. Received: out_dir={out_dir}, a file"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_or_clear_earlier_run(out_dir, resume, overwrite)
     done = backup_epoch(out_dir)
     if done is not None and not resume:
         raise ValueError(

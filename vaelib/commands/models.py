@@ -82,7 +82,7 @@ def load_model(path, option="--model-path"):
             raise UsageError(f"cannot use {path}: {_one_line(error)}") from None
         print(
             f"note: {path} is in the old format (sizes only in its graph); convert "
-            f"it once with: python -m vaelib upgrade-model {path} --out {path}",
+            f"it once with: python -m vaelib upgrade-model {path} --overwrite",
             file=sys.stderr,
         )
     architecture_of(model)

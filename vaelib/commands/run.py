@@ -46,6 +46,15 @@ def train(args):
             f"{args.out} holds a run interrupted after epoch {done}: "
             "add --resume to continue it, or choose another --out"
         )
+    earlier = training.earlier_run_files(args.out)
+    if earlier and not args.overwrite:
+        finished = "model.keras" in earlier
+        raise UsageError(
+            f"{args.out} holds {'a finished' if finished else 'an earlier'} run "
+            f"({', '.join(earlier)})"
+            + (": it is finished, nothing to resume" if args.resume else "")
+            + "; choose another --out, or add --overwrite to replace it"
+        )
     if args.resume and done is None:
         print(f"nothing to resume in {args.out}; starting from epoch 1")
 
@@ -120,6 +129,7 @@ def _fit(args, data, saved, strategy):
         kl_anneal=None if args.kl_anneal == "none" else args.kl_anneal,
         jit_compile=args.jit,
         resume=args.resume,
+        overwrite=args.overwrite,
     )
 
 
@@ -185,6 +195,7 @@ def data(args):
 
     if args.out.suffix != ".npz":
         raise UsageError(f"--out must name a .npz file, got {args.out}")
+    _refuse_to_replace(args.out, args.overwrite)
     clips = MovingDigits(
         frame_size=args.frame_size,
         num_digits=args.num_digits,
@@ -217,6 +228,7 @@ def upgrade_model(args):
     """`upgrade-model`: an old-format file saved as its architecture class."""
     if not args.path.is_file():
         raise UsageError(f"no such model file: {args.path}")
+    _refuse_to_replace(args.out or args.path, args.overwrite)
     import keras
 
     from vaelib.models import VAE, upgrade_model
@@ -231,8 +243,9 @@ def upgrade_model(args):
             f"{args.path} holds a {type(old).__name__}, not an old-format VAE: "
             "nothing to convert"
         )
-    new = upgrade_model(old)
     out = args.out or args.path
+    _refuse_to_replace(out, args.overwrite)
+    new = upgrade_model(old)
     new.save(out)
     again = keras.saving.load_model(out, safe_mode=True)
     x = np.random.default_rng(1).random((2,) + new.data_shape, "float32")
@@ -246,6 +259,14 @@ def upgrade_model(args):
         "outputs identical to the old file"
     )
     return 0
+
+
+def _refuse_to_replace(path, overwrite):
+    """A user's file is never replaced unless the command says `--overwrite`."""
+    if path.exists() and not overwrite:
+        raise UsageError(
+            f"{path} exists; choose another --out, or add --overwrite to replace it"
+        )
 
 
 def _sizes(model):

@@ -1,5 +1,9 @@
 """`VAE`: an encoder, a decoder, and the ELBO as the training loss."""
 
+import contextlib
+import functools
+import inspect
+
 import keras
 import numpy as np
 from keras import ops
@@ -266,6 +270,48 @@ class VAE(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         return cls(**config)
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(dtype):
+    """Layers created inside take the dtype policy `dtype`; None keeps the global one.
+
+    `dtype` is what Keras accepts as a layer's `dtype`: a policy name such as
+    `"mixed_float16"`, a `keras.DTypePolicy`, or its serialised form from a
+    saved config. The global policy is restored on exit.
+    """
+    if dtype is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(keras.dtype_policies.get(dtype))
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def builds_in_its_policy(init):
+    """Decorates an architecture's `__init__`: its networks take its `dtype`.
+
+    An architecture class builds its encoder and decoder from its sizes; a
+    layer created without a `dtype` takes the global policy, so without this
+    `MLPVAE(dtype="mixed_float16")` would compute in float32, and a model
+    saved under a mixed policy would reload in the global one. With it, the
+    model and every layer of its networks share one policy: the `dtype`
+    argument (saved in the model's config) or, without one, the global policy.
+    """
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("dtype") is None:
+            kwargs["dtype"] = keras.config.dtype_policy()
+        with dtype_policy_scope(kwargs["dtype"]):
+            init(self, *args, **kwargs)
+
+    # Keras reads the signature (and its argument spec) for its auto-config.
+    __init__.__signature__ = inspect.signature(init)
+    return __init__
 
 
 def _scale_for_replicas(loss):

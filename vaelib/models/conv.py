@@ -4,7 +4,7 @@ import keras
 
 from vaelib import _arguments
 from vaelib.layers import GaussianHead
-from vaelib.models.base import VAE
+from vaelib.models.base import VAE, builds_in_its_policy
 
 
 @keras.saving.register_keras_serializable(package="vaelib")
@@ -40,6 +40,7 @@ class ConvVAE(VAE):
     Introduced in: course/04_conv_vae.ipynb
     """
 
+    @builds_in_its_policy
     def __init__(
         self,
         input_shape=(28, 28, 1),

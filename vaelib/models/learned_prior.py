@@ -24,31 +24,11 @@ from keras import ops
 
 from vaelib import _arguments, losses
 from vaelib.layers import FusedConvLSTM2D, GaussianHead, PerFrame
-from vaelib.models.base import VAE
+from vaelib.models.base import VAE, builds_in_its_policy
 
 # The posterior starts narrow (variance e**-2): a wide starting posterior
 # makes z noise that the decoder learns to ignore (posterior collapse).
 POSTERIOR_START_LOG_VAR = -2.0
-
-
-def _convlstm_step(layer, inputs, state):
-    """One time step of a `FusedConvLSTM2D`, from its own weights.
-
-    `inputs` is one frame `(batch, 1, height, width, channels)`, `state` the
-    pair `(h, c)` of `(batch, height, width, filters)`; returns `(h, (h, c))`
-    with `h` as `(batch, 1, height, width, filters)`. The same gates as the
-    layer's time loop.
-    """
-    h, c = state
-    gates = (
-        ops.conv(inputs[:, 0], layer.kernel, padding="same")
-        + layer.bias
-        + ops.conv(h, layer.recurrent_kernel, padding="same")
-    )
-    i, f, g, o = ops.split(gates, 4, axis=-1)
-    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-    h = ops.sigmoid(o) * ops.tanh(c)
-    return h[:, None], (h, c)
 
 
 @keras.saving.register_keras_serializable(package="vaelib")
@@ -129,6 +109,7 @@ class LearnedPriorVAE(VAE):
     Introduced in: course/09_learned_temporal_prior.ipynb
     """
 
+    @builds_in_its_policy
     def __init__(
         self,
         input_shape=(20, 32, 32, 1),
@@ -388,16 +369,18 @@ class LearnedPriorVAE(VAE):
         previous = ops.zeros((batch, 1) + self._map_shape)
         frames, prior_means, prior_log_vars = [], [], []
         for t in range(context_frames + num_future):
-            memory, prior_state = _convlstm_step(self.prior_lstm, previous, prior_state)
+            memory, prior_state = self.prior_lstm.step(previous, prior_state)
             prior_mean, prior_log_var = self._prior(previous, memory)
             if t < context_frames:
                 embedded = self._embed(context[:, t : t + 1])
-                memory, posterior_state = _convlstm_step(
-                    self.posterior_lstm, embedded, posterior_state
+                memory, posterior_state = self.posterior_lstm.step(
+                    embedded, posterior_state
                 )
                 mean, log_var = self._posterior(embedded, memory)
             else:
                 mean, log_var = prior_mean, prior_log_var
+            # z in float32 under a mixed policy too; the layers cast it back
+            mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
             z = mean
             if not use_means:
                 noise = keras.random.normal(ops.shape(mean), seed=seed_generator)
@@ -407,13 +390,12 @@ class LearnedPriorVAE(VAE):
                     self._draw_first_latents(batch, seed_generator), (batch, 1, -1)
                 )
             decoder_input = self._decoder_input(z)
-            memory, decoder_state = _convlstm_step(
-                self.decoder_lstm, decoder_input, decoder_state
-            )
-            probabilities = ops.sigmoid(self._decode_frames(decoder_input, memory))
+            memory, decoder_state = self.decoder_lstm.step(decoder_input, decoder_state)
+            logits = ops.cast(self._decode_frames(decoder_input, memory), "float32")
+            probabilities = ops.sigmoid(logits)
             frames.append(probabilities)
-            prior_means.append(prior_mean)
-            prior_log_vars.append(prior_log_var)
+            prior_means.append(ops.cast(prior_mean, "float32"))
+            prior_log_vars.append(ops.cast(prior_log_var, "float32"))
             previous = self._embed(probabilities)
         return tuple(
             ops.convert_to_numpy(ops.concatenate(values, axis=1))

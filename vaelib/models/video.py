@@ -16,7 +16,7 @@ import numpy as np
 
 from vaelib import _arguments
 from vaelib.layers import FusedConvLSTM2D, GaussianHead, PerFrame
-from vaelib.models.base import VAE
+from vaelib.models.base import VAE, builds_in_its_policy
 
 
 def _check_clip_shape(input_shape, filters):
@@ -160,6 +160,7 @@ class FramewiseVAE(VAE):
     Introduced in: course/07_framewise_video_vae.ipynb
     """
 
+    @builds_in_its_policy
     def __init__(
         self,
         input_shape=(20, 64, 64, 1),
@@ -251,6 +252,7 @@ class ConvLSTMVAE(VAE):
     Introduced in: course/08_convlstm_video_vae.ipynb
     """
 
+    @builds_in_its_policy
     def __init__(
         self,
         input_shape=(20, 64, 64, 1),
@@ -339,6 +341,7 @@ class ConvLSTMPredictor(VAE):
     Introduced in: course/10_video_applications.ipynb
     """
 
+    @builds_in_its_policy
     def __init__(
         self,
         input_shape=(20, 64, 64, 1),
