@@ -333,3 +333,21 @@ def test_the_learned_prior_model_trains_evaluates_and_generates(tmp_path, capsys
     command = ["generate", "--model-path", str(model_path), "--num", "2"]
     assert main([*command, "--out", str(png)]) == 0
     assert png.stat().st_size > 0
+
+
+def test_learned_prior_trains_and_saves_under_mixed_float16(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--model", "learned-prior", "--data", "moving-digits"]
+    argv += ["--frame-size", "16", "--num-frames", "4", "--clips", "16"]
+    argv += ["--test-clips", "8", "--epochs", "1", "--latent-dim", "2"]
+    argv += ["--filters", "4", "--lstm-filters", "4", "--source", "sklearn"]
+    try:
+        assert main(argv + ["--mixed-precision", "float16", "--out", str(out)]) == 0
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert json.loads((out / "metrics.json").read_text())["dtype_policy"] == (
+        "mixed_float16"
+    )
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert model.dtype_policy.name == "mixed_float16"
+    assert model.sample(2, seed=0).shape == (2, 4, 16, 16, 1)

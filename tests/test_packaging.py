@@ -60,3 +60,82 @@ def test_import_vaelib_registers_every_keras_class_in_a_fresh_python(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["MLPVAE", "-", "ConvLSTMPredictor", "2"]
+
+
+def test_registration_does_not_depend_on_how_python_was_started(tmp_path):
+    """A package run as `python -m mytool` that imports vaelib can load models.
+
+    Before, `import vaelib` skipped registering its classes whenever
+    sys.argv[0] was "-m", which is so while any `-m` package is imported.
+    """
+    import subprocess
+    import sys
+
+    from vaelib.models import mlp_vae
+
+    path = tmp_path / "mlp.keras"
+    mlp_vae(input_shape=(8, 8, 1), hidden=(4,)).save(path)
+    tool = tmp_path / "mytool"
+    tool.mkdir()
+    (tool / "__init__.py").write_text("import vaelib  # noqa: F401\n")
+    (tool / "__main__.py").write_text(
+        "import sys, keras\n"
+        "print(type(keras.saving.load_model(sys.argv[1], safe_mode=True)).__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mytool", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["MLPVAE"]
+
+
+def test_the_command_line_checks_its_arguments_before_loading_keras():
+    import subprocess
+    import sys
+
+    help_run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "vaelib", "train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert help_run.returncode == 0, help_run.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in help_run.stderr.splitlines()}
+    assert "vaelib.cli" in imported and "keras" not in imported
+
+
+def test_the_readme_set_up_installs_what_its_test_command_needs():
+    """CI runs the README's commands verbatim; they must install the tests' needs.
+
+    The README's set-up once installed `.[dev,jax]` without nbgrader, so its
+    test command failed for a newcomer while CI, which installed more, passed.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "readme_commands", ROOT / ".ci" / "readme_commands.py"
+    )
+    readme_commands = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readme_commands)
+    commands = readme_commands.readme_commands((ROOT / "README.md").read_text())
+    extras = re.search(r'install -e "\.\[([a-z,]+)\]"', commands["setup"])
+    assert extras, commands["setup"]
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    installed = {
+        _name(requirement)
+        for extra in extras.group(1).split(",")
+        for requirement in optional[extra]
+    }
+    for needed in ("pytest", "pytest-xdist", "nbval", "nbgrader", "jax", "av"):
+        assert needed in installed, needed
+    assert commands["tests"].endswith("bash tests/run.sh")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'bash -euo pipefail -c "$setup"' in ci
+    assert 'bash -euo pipefail -c "$tests"' in ci
+    assert "pip install" not in ci, "CI installs only what the README's set-up does"

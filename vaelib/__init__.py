@@ -7,14 +7,41 @@ imported on first use.
 """
 
 import importlib
+import os
 import sys
 
 __version__ = "0.1.0"
 
-# `python -m vaelib` imports this package while sys.argv[0] is still "-m"
-# (Python documents it): the command line then checks its arguments before
-# loading Keras, and its commands import the models themselves.
-if getattr(sys, "argv", [""])[:1] != ["-m"]:
+
+def _started_as_the_command_line():
+    """Whether this process is vaelib's own command line (`python -m vaelib`).
+
+    Read from `sys.orig_argv`, the interpreter's own arguments: true only
+    for `python [options] -m vaelib ...` (or `-m vaelib.cli`) and the
+    `vaelib` script, never for another program that imports vaelib (run
+    with `-m` or not). The command line then checks its arguments before
+    loading Keras (a fraction of a second instead of several), and its
+    commands import the models they load.
+    """
+    argv = list(getattr(sys, "orig_argv", []))
+    i = 1
+    while i < len(argv):
+        argument = argv[i]
+        if argument == "-m":
+            return argv[i + 1 : i + 2] in (["vaelib"], ["vaelib.cli"])
+        if argument.startswith("-m"):
+            return argument[2:] in ("vaelib", "vaelib.cli")
+        if argument.startswith("-c"):
+            return False
+        if not argument.startswith("-"):
+            # the script Python runs: the installed `vaelib` entry point?
+            return os.path.basename(argument) == "vaelib"
+        # -X and -W take a value as the next argument
+        i += 2 if argument in ("-X", "-W") else 1
+    return False
+
+
+if not _started_as_the_command_line():
     import vaelib.layers  # noqa: F401 - registers the layers for keras.saving
     import vaelib.models  # noqa: F401 - registers the models for keras.saving
 
