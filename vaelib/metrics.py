@@ -18,6 +18,9 @@ def iwae_log_likelihood(model, x, k=100, seed=None, chunk_size=None):
 
         log p(x) >= L_k = log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x)
 
+    with the model's own prior p(z) (`model.prior_log_prob`: N(0, I), or a
+    `LearnedPriorVAE`'s p(z_t | z_<t)).
+
     `L_1` is the ELBO (in expectation), `L_k` rises with `k`, and `L_k` tends
     to `log p(x)` as `k` grows. When q(z | x) is the exact posterior every
     weight equals p(x) and `L_k = log p(x)` for any `k`. The log-weights are
@@ -67,16 +70,16 @@ def iwae_log_likelihood(model, x, k=100, seed=None, chunk_size=None):
         noise = keras.random.normal(ops.shape(mean), seed=seed_generator)
         z = mean + ops.exp(0.5 * log_var) * noise
         targets = np.tile(x, (samples,) + (1,) * (x.ndim - 1))
-        log_likelihood = -model.reconstruction_loss(
-            targets, model.decoder(z, training=False)
-        )
+        decoder_output = model.decoder(z, training=False)
+        log_likelihood = -model.reconstruction_loss(targets, decoder_output)
         # log q(z | x) from the noise, log N(noise; 0, I) - sum(log_var) / 2:
         # recomputing (z - mean) / std in float32 loses the noise when the
         # posterior is narrow (std 3e-7 at log-variance -30).
         log_q = losses.standard_normal_log_prob(noise) - 0.5 * ops.sum(
             ops.reshape(log_var, (ops.shape(log_var)[0], -1)), axis=1
         )
-        log_weight = log_likelihood + losses.standard_normal_log_prob(z) - log_q
+        log_prior = model.prior_log_prob(z, decoder_output)
+        log_weight = log_likelihood + log_prior - log_q
         log_weights.append(ops.reshape(log_weight, (samples, batch_size)))
     log_weights = ops.concatenate(log_weights, axis=0)
     bound = ops.logsumexp(log_weights, axis=0) - math.log(k)

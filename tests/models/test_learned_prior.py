@@ -254,3 +254,29 @@ def test_fit_first_frame_prior_fits_posterior_draws_and_survives_saving(
     np.testing.assert_allclose(
         loaded.sample(2, seed=1), model.sample(2, seed=1), atol=1e-6
     )
+
+
+def test_iwae_uses_the_learned_prior_and_agrees_with_the_elbo_at_k_1():
+    """L_1 of `iwae_log_likelihood` is the ELBO in expectation (issue 25, 4).
+
+    With the N(0, I) prior in place of the model's, L_1 fell hundreds of
+    nats below the model's own ELBO. Monte-Carlo means of both, with their
+    standard errors, must agree; L_k for larger k sits above the ELBO.
+    """
+    from vaelib.metrics import iwae_log_likelihood
+
+    model = LearnedPriorVAE(
+        input_shape=(4, 8, 8, 1), latent_dim=3, filters=(4,), lstm_filters=4, seed=0
+    )
+    # A prior far from N(0, I): the two priors' bounds then differ a lot.
+    model.prior_head.mean_layer.bias.assign(np.full(3, 2.0, "float32"))
+    x = (np.random.default_rng(0).random((3, 4, 8, 8, 1)) > 0.7).astype("float32")
+    draws = 200
+    elbo = np.stack([np.asarray(model.elbo(x)) for _ in range(draws)])
+    bound_1 = np.stack(
+        [iwae_log_likelihood(model, x, k=1, seed=seed) for seed in range(draws)]
+    )
+    error = np.sqrt(elbo.var(0) / draws + bound_1.var(0) / draws)
+    np.testing.assert_array_less(np.abs(elbo.mean(0) - bound_1.mean(0)), 5 * error)
+    bound_50 = iwae_log_likelihood(model, x, k=50, seed=0)
+    assert np.all(bound_50 > elbo.mean(0) - 5 * error)

@@ -141,6 +141,16 @@ class VAE(keras.Model):
             ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
         )
 
+    def prior_log_prob(self, z, decoder_output=None):
+        """`log p(z)` per example, in nats, float32: here the prior N(0, I).
+
+        `decoder_output` is what the decoder made of `z`; a model whose prior
+        reads it (`LearnedPriorVAE`) overrides this method, and
+        `vaelib.metrics.iwae_log_likelihood` calls it, so the bound uses each
+        model's own prior.
+        """
+        return losses.standard_normal_log_prob(ops.cast(z, "float32"))
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):

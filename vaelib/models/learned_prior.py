@@ -314,6 +314,24 @@ class LearnedPriorVAE(VAE):
             ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32"), *prior
         )
 
+    def prior_log_prob(self, z, decoder_output=None):
+        """`log p(z) = sum_t log p(z_t | z_<t)` per clip, in nats, float32.
+
+        The prior reads the frames decoded from `z` (`decoder_output`, the
+        decoder's logits for `z`; decoded here when not given), as in `call`.
+        Each frame's decoded pixels depend only on `z` up to that frame, so
+        this is the density of an autoregressive model of `z`.
+        """
+        if decoder_output is None:
+            decoder_output = self.decoder(z, training=False)
+        drawn = ops.sigmoid(ops.cast(decoder_output, "float32"))
+        prior_mean, prior_log_var = self.prior(drawn, training=False)
+        return losses.diagonal_normal_log_prob(
+            ops.cast(z, "float32"),
+            ops.cast(prior_mean, "float32"),
+            ops.cast(prior_log_var, "float32"),
+        )
+
     def kl_per_frame(self, x, prior_reads=None):
         """Numpy `(batch, num_frames)`: KL(q || p) of each frame, in nats.
 
