@@ -185,3 +185,33 @@ def test_mixed_precision_keeps_the_loss_in_float32(images):
     model.compile(optimizer="adam")
     logs = model.fit(images, epochs=1, batch_size=8, verbose=0).history
     assert np.isfinite(logs["loss"][0])
+
+
+def test_fit_refuses_unscaled_pixels_from_a_tf_data_pipeline():
+    """0-255 pixels through tf.data were trained on silently (issue 25, 6)."""
+    tf = pytest.importorskip("tensorflow")
+    model = mlp_vae(input_shape=(4, 4, 1), latent_dim=2, hidden=(4,))
+    model.compile(optimizer="adam")
+    pixels = np.full((8, 4, 4, 1), 200.0, "float32")
+    dataset = tf.data.Dataset.from_tensor_slices(pixels).batch(4)
+    with pytest.raises(ValueError, match="first batch.*values in \\[0, 1\\]"):
+        model.fit(dataset, epochs=1, verbose=0)
+    pairs = tf.data.Dataset.from_tensor_slices((pixels, pixels)).batch(4)
+    with pytest.raises(ValueError, match="max=200"):
+        model.fit(pairs, epochs=1, verbose=0)
+    scaled = tf.data.Dataset.from_tensor_slices(pixels / 255.0).batch(4)
+    assert np.isfinite(model.fit(scaled, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_fit_refuses_unscaled_pixels_from_a_py_dataset():
+    class Pixels(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return np.full((4, 4, 4, 1), 255.0, "float32")
+
+    model = mlp_vae(input_shape=(4, 4, 1), latent_dim=2, hidden=(4,))
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="first batch"):
+        model.fit(Pixels(), epochs=1, verbose=0)

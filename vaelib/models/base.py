@@ -206,8 +206,23 @@ class VAE(keras.Model):
         return x.astype("float32", copy=False)
 
     def _check_fit_data(self, x):
+        """Checks arrays whole, and the first batch of a dataset.
+
+        A `tf.data.Dataset` or a `keras.utils.PyDataset` is checked on its
+        first batch (its first element, or the `x` of an `(x, y)` pair), so
+        0-255 pixels are refused before training, not found after it.
+        """
         if hasattr(x, "__array__"):
             self._check_input(x)
+            return
+        first = _first_batch(x)
+        if first is not None:
+            try:
+                self._check_input(first)
+            except ValueError as error:
+                raise ValueError(
+                    f"In the first batch of the dataset: {error}"
+                ) from None
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_fit_data(x)
@@ -280,6 +295,27 @@ class VAE(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         return cls(**config)
+
+
+def _first_batch(data):
+    """The inputs of a dataset's first batch, or None for what cannot be peeked.
+
+    Reads one batch of a `tf.data.Dataset` (a fresh iterator: `fit` starts
+    its own) or item 0 of a `keras.utils.PyDataset`; generators are not
+    touched, since reading one would consume it.
+    """
+    batch = None
+    if isinstance(data, keras.utils.PyDataset):
+        if len(data):
+            batch = data[0]
+    elif type(data).__module__.startswith("tensorflow") and hasattr(data, "take"):
+        for batch in data.take(1):
+            pass
+    if isinstance(batch, tuple | list):
+        batch = batch[0] if batch else None
+    if isinstance(batch, dict) or batch is None:
+        return None
+    return ops.convert_to_numpy(batch)
 
 
 @contextlib.contextmanager
