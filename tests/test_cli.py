@@ -351,3 +351,59 @@ def test_learned_prior_trains_and_saves_under_mixed_float16(tmp_path, capsys):
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert model.dtype_policy.name == "mixed_float16"
     assert model.sample(2, seed=0).shape == (2, 4, 16, 16, 1)
+
+
+def _exit_status_and_error(argv, capsys):
+    try:
+        status = main(argv)
+    except SystemExit as exit:
+        status = exit.code
+    error = capsys.readouterr().err.strip()
+    return status, error
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "labels"])
+def test_a_broken_mnist_file_exits_2_with_one_line(
+    damage, tmp_path, monkeypatch, capsys
+):
+    """A truncated file raised BadZipFile; empty arrays a TensorFlow error."""
+    path = tmp_path / "mnist.npz"
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (20, 28, 28), dtype="uint8"),
+        "y_train": rng.integers(0, 10, 20).astype("uint8"),
+        "x_test": rng.integers(0, 256, (10, 28, 28), dtype="uint8"),
+        "y_test": rng.integers(0, 10, 10).astype("uint8"),
+    }
+    if damage == "empty":
+        arrays["x_train"], arrays["y_train"] = (
+            arrays["x_train"][:0],
+            arrays["y_train"][:0],
+        )
+    if damage == "labels":
+        arrays["y_test"][0] = 12
+    np.savez_compressed(path, **arrays)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:300])
+    monkeypatch.setenv("VAELIB_MNIST", str(path))
+    argv = ["train", "--epochs", "1", "--out", str(tmp_path / "run")]
+    status, error = _exit_status_and_error(argv, capsys)
+    assert status == 2, error
+    assert len(error.splitlines()) == 1, error
+    assert "mnist.npz" in error
+
+
+def test_tfds_source_without_mnist_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    from vaelib.data import load_digits_images
+
+    monkeypatch.setenv("VAELIB_OFFLINE", "1")
+    monkeypatch.delenv("VAELIB_MNIST", raising=False)
+    try:
+        load_digits_images("test", source="tfds", download=False)
+        pytest.skip("TFDS has MNIST on this machine")
+    except ValueError:
+        pass
+    argv = ["train", "--source", "tfds", "--epochs", "1", "--out", str(tmp_path / "r")]
+    status, error = _exit_status_and_error(argv, capsys)
+    assert status == 2, error
+    assert len(error.splitlines()) == 1 and "source='tfds'" in error, error

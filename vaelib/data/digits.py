@@ -4,6 +4,7 @@ import functools
 import logging
 import os
 import socket
+import zipfile
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def _read_mnist_file(path, modified):
     try:
         with np.load(path) as arrays:
             loaded = {name: arrays[name] for name in arrays.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(
             "Expected an MNIST .npz file in Keras' layout (x_train, y_train, "
             f"x_test, y_test). Received: path={path!r}, which numpy cannot read "
@@ -101,6 +102,15 @@ def _read_mnist_file(path, modified):
                 f"Expected x_{split} of shape (n, 28, 28) and y_{split} of shape "
                 f"(n,) in {path!r}. Received: x_{split} {images.shape}, y_{split} "
                 f"{labels.shape}"
+            )
+        if len(images) == 0:
+            raise ValueError(
+                f"Expected images in x_{split} of {path!r}. Received: an empty array"
+            )
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise ValueError(
+                f"Expected digit labels 0-9 in y_{split} of {path!r}. Received: "
+                f"min={labels.min()}, max={labels.max()}"
             )
         if images.dtype != np.uint8:
             raise ValueError(
@@ -152,6 +162,21 @@ def _load_keras(split, download):
         keras.datasets.mnist.load_data()
     with np.load(path) as arrays:
         return _from_uint8(arrays[f"x_{split}"], arrays[f"y_{split}"])
+
+
+def _load_named_source(source, split, data_dir, download):
+    """MNIST from `source="tfds"` or `"keras"`, or a `ValueError` saying why not."""
+    try:
+        if source == "tfds":
+            return _load_tfds(split, data_dir, download)
+        return _load_keras(split, download)
+    except Exception as error:  # noqa: BLE001 - TFDS raises AssertionError offline
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ValueError(
+            f"Expected MNIST from source={source!r}. Received: not available "
+            f"({'download allowed' if download else 'no download'}): {reason}. "
+            "Set VAELIB_MNIST to an mnist.npz, or use source='auto'."
+        ) from None
 
 
 def _load_sklearn(split):
@@ -265,10 +290,8 @@ def load_digits_images(
 
     if source == "mnist-file":
         images, labels = _load_file(split, path)
-    elif source == "tfds":
-        images, labels = _load_tfds(split, data_dir, download)
-    elif source == "keras":
-        images, labels = _load_keras(split, download)
+    elif source in ("tfds", "keras"):
+        images, labels = _load_named_source(source, split, data_dir, download)
     elif source == "sklearn":
         images, labels = _load_sklearn(split)
     elif path is not None:

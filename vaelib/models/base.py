@@ -309,8 +309,7 @@ def _first_batch(data):
         if len(data):
             batch = data[0]
     elif type(data).__module__.startswith("tensorflow") and hasattr(data, "take"):
-        for batch in data.take(1):
-            pass
+        batch = next(iter(data.take(1)), None)
     if isinstance(batch, tuple | list):
         batch = batch[0] if batch else None
     if isinstance(batch, dict) or batch is None:
