@@ -45,6 +45,20 @@ from vaelib.losses import gaussian_kl
         ),
         (["train", "--model", "conv", "--hidden", "8"], "--hidden applies to --model"),
         (["upgrade-model", "missing.keras"], "no such model file"),
+        (
+            ["train", "--learning-rate", "0"],
+            "--learning-rate: expected a finite number > 0",
+        ),
+        (
+            [
+                "evaluate",
+                "--model-path",
+                "data/pretrained/convlstm-moving-mnist/model.keras",
+                "--frame-size",
+                "64",
+            ],
+            "--frame-size 64 does not fit",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason, capsys):

@@ -31,6 +31,7 @@ from vaelib.commands.arguments import int_list as _int_list
 from vaelib.commands.arguments import keras_file as _keras_file
 from vaelib.commands.arguments import non_negative_float as _non_negative_float
 from vaelib.commands.arguments import non_negative_int as _non_negative_int
+from vaelib.commands.arguments import positive_float as _positive_float
 from vaelib.commands.arguments import positive_int as _positive_int
 from vaelib.commands.models import MODELS
 from vaelib.data.digits import SOURCES
@@ -141,7 +142,12 @@ def build_parser():
         default="none",
         help="raise beta from 0 over the first third of training, or in 4 cycles",
     )
-    train.add_argument("--learning-rate", type=_non_negative_float, default=1e-3)
+    train.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=1e-3,
+        help="Adam's, default 1e-3",
+    )
     train.add_argument(
         "--lr-schedule",
         choices=("constant", "cosine"),

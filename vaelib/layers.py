@@ -51,6 +51,17 @@ class Sampling(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs):
+        if not isinstance(inputs, tuple | list) or len(inputs) != 2:
+            raise ValueError(
+                "Expected inputs to be a pair (z_mean, z_log_var). Received: "
+                f"inputs of type {type(inputs).__name__}"
+                + (
+                    f" with {len(inputs)} items"
+                    if isinstance(inputs, tuple | list)
+                    else ""
+                )
+                + f", shape={getattr(inputs, 'shape', None)}"
+            )
         z_mean, z_log_var = inputs
         if tuple(z_mean.shape) != tuple(z_log_var.shape):
             raise ValueError(
@@ -124,10 +135,11 @@ class GaussianHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(latent_dim) < 1:
-            raise ValueError(
-                f"Expected latent_dim to be a positive integer. Received: {latent_dim}"
-            )
+        latent_dim = _arguments.positive_int("latent_dim", latent_dim)
+        if kernel_size is not None:
+            kernel_size = _arguments.positive_int("kernel_size", kernel_size)
+        min_log_var = _arguments.finite_float("min_log_var", min_log_var)
+        max_log_var = _arguments.finite_float("max_log_var", max_log_var)
         if not min_log_var < max_log_var:
             raise ValueError(
                 "Expected min_log_var < max_log_var. "

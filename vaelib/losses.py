@@ -102,6 +102,9 @@ def gaussian_kl(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
     _check_floating("z_mean", z_mean)
     _check_floating("z_log_var", z_log_var)
     _check_same_shape("z_mean", z_mean, "z_log_var", z_log_var)
+    # float32 and float64 (say) meet in the wider of the two
+    dtype = keras.backend.result_type(z_mean.dtype, z_log_var.dtype)
+    z_mean, z_log_var = ops.cast(z_mean, dtype), ops.cast(z_log_var, dtype)
     if prior_mean is None and prior_log_var is None:
         per_unit = 0.5 * (ops.expm1(z_log_var) - z_log_var + ops.square(z_mean))
         return _sum_over_non_batch_axes(per_unit)
@@ -184,6 +187,7 @@ def gaussian_nll(x, mean, log_var):
     Introduced in: course/03_elbo_in_depth.ipynb
     """
     mean = ops.convert_to_tensor(mean)
+    _check_floating("mean", mean)
     x = ops.cast(ops.convert_to_tensor(x), mean.dtype)
     _check_same_shape("x", x, "mean", mean)
     log_var = ops.cast(ops.convert_to_tensor(log_var), mean.dtype)

@@ -107,13 +107,27 @@ def bits_per_dim(nll, num_dims):
 
     Introduced in: course/03_elbo_in_depth.ipynb
     """
+    if isinstance(nll, str | bytes) or not np.issubdtype(
+        np.asarray(nll).dtype, np.number
+    ):
+        raise ValueError(
+            f"Expected nll to be a number or an array of numbers (nats per "
+            f"example). Received: nll={nll!r}"
+        )
     if isinstance(num_dims, tuple | list):
         num_dims = math.prod(_arguments.positive_ints("num_dims", num_dims))
     num_dims = _arguments.positive_int("num_dims", num_dims)
     return nll / (num_dims * math.log(2.0))
 
 
-def _check_pair(target, prediction):
+def _check_pair(target, prediction, max_value=1.0, names=("target", "prediction")):
+    """Both batches as float64, checked: same shape, values in [0, max_value]."""
+    max_value = _arguments.finite_float("max_value", max_value)
+    if max_value <= 0:
+        raise ValueError(
+            f"Expected max_value > 0 (the largest pixel value). Received: "
+            f"max_value={max_value}"
+        )
     target = np.asarray(target, dtype="float64")
     prediction = np.asarray(prediction, dtype="float64")
     if target.shape != prediction.shape or target.ndim < 3:
@@ -121,6 +135,15 @@ def _check_pair(target, prediction):
             "Expected two image batches of the same shape (..., height, width, "
             f"channels). Received: {target.shape} and {prediction.shape}"
         )
+    for name, values in zip(names, (target, prediction), strict=True):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"Expected finite {name}. Received: NaN or inf values")
+        if values.size and (values.min() < 0 or values.max() > max_value):
+            raise ValueError(
+                f"Expected {name} in [0, max_value={max_value:g}] (pass max_value=255 "
+                f"for 0-255 pixels). Received: min={values.min():.4g}, "
+                f"max={values.max():.4g}"
+            )
     return target, prediction
 
 
@@ -141,7 +164,7 @@ def psnr(target, prediction, max_value=1.0):
 
     Introduced in: course/08_convlstm_video_vae.ipynb
     """
-    target, prediction = _check_pair(target, prediction)
+    target, prediction = _check_pair(target, prediction, max_value)
     mse = np.mean(np.square(target - prediction), axis=(-3, -2, -1))
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(max_value**2 / mse)
@@ -170,7 +193,7 @@ def ssim(target, prediction, max_value=1.0, sigma=1.5):
     """
     from scipy.ndimage import gaussian_filter
 
-    target, prediction = _check_pair(target, prediction)
+    target, prediction = _check_pair(target, prediction, max_value)
     sigma = _arguments.finite_float("sigma", sigma)
     if sigma <= 0:
         raise ValueError(f"Expected sigma > 0. Received: sigma={sigma}")
@@ -273,7 +296,9 @@ def evaluate_prediction(target, probabilities):
 
     Introduced in: course/10_video_applications.ipynb
     """
-    target, probabilities = _check_pair(target, probabilities)
+    target, probabilities = _check_pair(
+        target, probabilities, names=("target", "probabilities")
+    )
     if target.ndim != 5:
         raise ValueError(
             "Expected `target` and `probabilities` of shape (n, frames, height, "
@@ -346,16 +371,11 @@ DIGIT_CLASSIFIER_PATH = (
 
 
 def _check_clips(clips):
-    clips = np.asarray(ops.convert_to_numpy(clips), dtype="float32")
+    clips = _arguments.unit_interval("clips", ops.convert_to_numpy(clips))
     if clips.ndim != 5 or clips.shape[-1] != 1:
         raise ValueError(
             "Expected clips of shape (n, num_frames, height, width, 1). "
             f"Received: shape={clips.shape}"
-        )
-    if clips.size and (clips.min() < 0 or clips.max() > 1):
-        raise ValueError(
-            "Expected clip values in [0, 1]. "
-            f"Received: min={clips.min():.4g}, max={clips.max():.4g}"
         )
     return clips
 
@@ -390,6 +410,7 @@ def generation_statistics(clips, ink_threshold=0.5):
     Introduced in: course/09_learned_temporal_prior.ipynb
     """
     clips = _check_clips(clips)
+    ink_threshold = _arguments.in_range("ink_threshold", ink_threshold, 0, 1)
     n, frames = clips.shape[:2]
     flat = clips.reshape(n, frames, -1).astype("float64")
     centred = flat - flat.mean(axis=-1, keepdims=True)
@@ -520,6 +541,9 @@ def frechet_distance(features_a, features_b):
             "Expected two feature matrices (n, d) with the same d and n >= 2. "
             f"Received: shapes {a.shape} and {b.shape}"
         )
+    for name, features in (("features_a", a), ("features_b", b)):
+        if not np.all(np.isfinite(features)):
+            raise ValueError(f"Expected finite {name}. Received: NaN or inf values")
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
@@ -746,6 +770,11 @@ def video_codec_round_trip(clips, codec="libx264", crf=30, options=None):
             f"{available}. Received: {codec!r}"
         )
     crf = _arguments.integer("crf", crf, minimum=0)
+    largest = 51 if codec == "libx264" else 63
+    if crf > largest:
+        raise ValueError(
+            f"Expected crf in 0..{largest} for {codec}. Received: crf={crf}"
+        )
     decoder = next(d for d in _VIDEO_DECODERS[codec] if d in av.codecs_available)
     # SVT-AV1 prints its settings to stderr at every start unless told otherwise.
     os.environ.setdefault("SVT_LOG", "1")

@@ -573,6 +573,20 @@ def fit_vae(
         )
     epochs = _arguments.positive_int("epochs", epochs)
     batch_size = _arguments.positive_int("batch_size", batch_size)
+    learning_rate = _arguments.finite_float("learning_rate", learning_rate)
+    if learning_rate <= 0:
+        raise ValueError(
+            f"Expected learning_rate > 0. Received: learning_rate={learning_rate}"
+        )
+    for name, data in (
+        ("train_data", train_data),
+        ("validation_data", validation_data),
+    ):
+        if hasattr(data, "__len__") and hasattr(data, "shape") and not len(data):
+            raise ValueError(
+                f"Expected {name} to hold at least one example. Received: "
+                f"shape={data.shape}"
+            )
     out_dir = pathlib.Path(out_dir) if out_dir is not None else None
     first_epoch = _first_epoch(out_dir, resume, overwrite)
     sample_inputs = _first_examples(
@@ -635,14 +649,26 @@ def _first_epoch(out_dir, resume, overwrite=False):
     return first_epoch
 
 
+def _distributes(strategy):
+    """Whether `strategy` places variables on several devices (not TF's default)."""
+    if strategy is None:
+        return False
+    replicas = getattr(strategy, "num_replicas_in_sync", None)
+    if replicas is not None:
+        return replicas > 1 or num_workers() > 1
+    return True  # a keras.distribution.Distribution (JAX): several devices
+
+
 def _build_and_compile(build, strategy, learning_rate, jit_compile, input_shape):
     """The model from `build`, compiled with Adam, inside the strategy's scope."""
     with distribution_scope(strategy):
         if isinstance(build, keras.Model):
-            if strategy is not None:
+            if _distributes(strategy):
                 raise ValueError(
-                    "Under a distribution strategy the model must be built inside "
-                    "its scope: pass a function that returns the model, not the model."
+                    "Expected build to be a function that returns the model: under "
+                    "a distribution over several devices the model must be built "
+                    "inside its scope. Received: build, an already built "
+                    f"{type(build).__name__}"
                 )
             model = build
         else:

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import animation
 
+from vaelib import _arguments
+
 
 def _frames(array, name):
     array = np.asarray(array, dtype="float32")
@@ -44,7 +46,7 @@ def tile_images(images, columns=10):
             f"Expected images (n, height, width[, 1]). Received: {images.shape}"
         )
     n, height, width = images.shape
-    columns = min(columns, n)
+    columns = min(_arguments.positive_int("columns", columns), n)
     rows = -(-n // columns)
     canvas = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1), "float32")
     for i, image in enumerate(images):

@@ -19,15 +19,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def number(convert, minimum, description):
-    """An argparse type: finite `convert(text)`, at least `minimum`, else one line."""
+def number(convert, minimum, description, strict=False):
+    """An argparse type: finite `convert(text)`, at least `minimum`, else one line.
+
+    With `strict`, the value must be above `minimum`.
+    """
 
     def parse(text):
         try:
             value = convert(text)
         except ValueError:
             value = None
-        if value is None or not math.isfinite(value) or not value >= minimum:
+        if (
+            value is None
+            or not math.isfinite(value)
+            or not value >= minimum
+            or (strict and value == minimum)
+        ):
             raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
         return value
 
@@ -37,6 +45,7 @@ def number(convert, minimum, description):
 positive_int = number(int, 1, "a positive integer")
 non_negative_int = number(int, 0, "an integer >= 0")
 non_negative_float = number(float, 0, "a finite number >= 0")
+positive_float = number(float, 0, "a finite number > 0", strict=True)
 
 
 def int_list(text):

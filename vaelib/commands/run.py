@@ -138,6 +138,15 @@ def evaluate(args):
     model = models.load_model(args.model_path)
     shape = model.data_shape
     if len(shape) == 4:
+        for option, given, saved in (
+            ("--num-frames", args.num_frames, shape[0]),
+            ("--frame-size", args.frame_size, shape[1]),
+        ):
+            if given is not None and given != saved:
+                raise UsageError(
+                    f"{option} {given} does not fit {args.model_path}, a model of "
+                    f"{shape[0]} frames of {shape[1]}x{shape[2]}: leave it out"
+                )
         args.num_frames, args.frame_size = shape[0], shape[1]
         args.data = args.data or "moving-digits"
         if args.data != "moving-digits":

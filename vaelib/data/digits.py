@@ -8,6 +8,8 @@ import zipfile
 
 import numpy as np
 
+from vaelib import _arguments
+
 logger = logging.getLogger(__name__)
 
 SOURCES = ("auto", "mnist-file", "keras", "tfds", "sklearn")
@@ -340,13 +342,7 @@ def load_digits_images(
 
 
 def _check_unit_range(images):
-    images = np.asarray(images, dtype="float32")
-    if images.size and (images.min() < 0 or images.max() > 1):
-        raise ValueError(
-            "Expected values in [0, 1]. "
-            f"Received: min={images.min():.4g}, max={images.max():.4g}"
-        )
-    return images
+    return _arguments.unit_interval("images", images, allow_empty=True)
 
 
 def binarize(images, seed=STATIC_BINARIZATION_SEED):
@@ -373,7 +369,7 @@ def binarize(images, seed=STATIC_BINARIZATION_SEED):
     [0.0, 1.0]
     """
     images = _check_unit_range(images)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_arguments.integer("seed", seed, minimum=0))
     return (rng.random(images.shape, dtype="float32") < images).astype("float32")
 
 

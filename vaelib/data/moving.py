@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from vaelib import _arguments
 from vaelib.data.digits import load_digits_images, resize_images
 
 SPLITS = ("train", "test")
@@ -149,7 +150,7 @@ class MovingDigits:
         self.digit_size = int(digit_size)
         self.speed = (float(low_speed), float(high_speed))
         self.split = split
-        self.seed = int(seed)
+        self.seed = _arguments.integer("seed", seed, minimum=0)
         if digits is None:
             self.digits, self._digits_uint8, self.labels, self.digit_source = (
                 _split_digits(
@@ -202,11 +203,8 @@ class MovingDigits:
             num_frames, 2)`, the exact, unrounded top-left corner of each digit
             in each frame.
         """
-        n, start = int(n), int(start)
-        if n < 0 or start < 0:
-            raise ValueError(
-                f"Expected n >= 0 and start >= 0. Received: n={n}, start={start}"
-            )
+        n = _arguments.integer("n", n, minimum=0)
+        start = _arguments.integer("start", start, minimum=0)
         free = float(self.frame_size - self.digit_size)
         digit_index = np.empty((n, self.num_digits), "int64")
         start_position = np.empty((n, self.num_digits, 2))
@@ -292,6 +290,9 @@ class MovingDigits:
         """
         import tensorflow as tf
 
+        num_clips = _arguments.positive_int("num_clips", num_clips)
+        batch_size = _arguments.positive_int("batch_size", batch_size)
+        render_batch = _arguments.positive_int("render_batch", render_batch)
         if context_frames is not None and not 0 < context_frames < self.num_frames:
             raise ValueError(
                 f"Expected 0 < context_frames < num_frames={self.num_frames}. "

@@ -83,10 +83,18 @@ class VAE(keras.Model):
                 f"Received: likelihood={likelihood!r}"
             )
         beta = _arguments.finite_float("beta", beta, minimum=0)
+        for name, network in (("encoder", encoder), ("decoder", decoder)):
+            if not isinstance(network, keras.Model):
+                raise ValueError(
+                    f"Expected {name} to be a keras.Model (x -> (z_mean, z_log_var) "
+                    "for the encoder, z -> pixel parameters for the decoder). "
+                    f"Received: {name} of type {type(network).__name__}"
+                )
+        decoder_log_var = _arguments.finite_float("decoder_log_var", decoder_log_var)
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihood
-        self.decoder_log_var = float(decoder_log_var)
+        self.decoder_log_var = decoder_log_var
         self.seed = seed
         self.sampling = Sampling(seed=seed, name="sampling")
         self.beta = self.add_weight(

@@ -571,14 +571,7 @@ class LearnedPriorVAE(VAE):
                 "Expected context clips of shape (batch_size, context_frames >= 1, "
                 f"{', '.join(map(str, expected))}). Received: shape={context.shape}"
             )
-        if not np.issubdtype(context.dtype, np.floating) or (
-            context.size and (context.min() < 0 or context.max() > 1)
-        ):
-            raise ValueError(
-                "Expected float context frames in [0, 1]. Received: "
-                f"dtype={context.dtype}, min={context.min():.4g}, "
-                f"max={context.max():.4g}"
-            )
+        context = _arguments.unit_interval("context", context)
         num_future = _arguments.positive_int("num_future", num_future)
         frames = self._rollout(context.astype("float32"), num_future, seed)[0]
         return frames[:, context.shape[1] :]

@@ -175,8 +175,9 @@ class FramewiseVAE(VAE):
         input_shape, latent_dim, filters, decoder_convs = _video_sizes(
             input_shape, latent_dim, filters, decoder_convs
         )
+        fast = _arguments.boolean("fast", fast)
         encoder, decoder = _video_networks(
-            input_shape, latent_dim, filters, None, decoder_convs, False, bool(fast)
+            input_shape, latent_dim, filters, None, decoder_convs, False, fast
         )
         kwargs.setdefault("name", "framewise_vae")
         super().__init__(encoder, decoder, beta=beta, seed=seed, **kwargs)
@@ -270,14 +271,10 @@ class ConvLSTMVAE(VAE):
             input_shape, latent_dim, filters, decoder_convs
         )
         lstm_filters = _arguments.positive_int("lstm_filters", lstm_filters)
+        skip = _arguments.boolean("skip", skip)
+        fast = _arguments.boolean("fast", fast)
         encoder, decoder = _video_networks(
-            input_shape,
-            latent_dim,
-            filters,
-            lstm_filters,
-            decoder_convs,
-            bool(skip),
-            bool(fast),
+            input_shape, latent_dim, filters, lstm_filters, decoder_convs, skip, fast
         )
         kwargs.setdefault("name", "convlstm_vae")
         super().__init__(encoder, decoder, beta=beta, seed=seed, **kwargs)
@@ -367,7 +364,8 @@ class ConvLSTMPredictor(VAE):
                 f"Expected 0 < context_frames < num_frames={num_frames}. "
                 f"Received: context_frames={context_frames}"
             )
-        skip, fast = bool(skip), bool(fast)
+        skip = _arguments.boolean("skip", skip)
+        fast = _arguments.boolean("fast", fast)
         future_frames = num_frames - context_frames
 
         inputs = keras.Input(shape=input_shape, name="clip")
@@ -432,6 +430,7 @@ class ConvLSTMPredictor(VAE):
                 f"context_frames={self.context_frames}. Received: {frames} "
                 f"context frames, shape={context.shape}"
             )
+        context = _arguments.unit_interval("context", context)
         padded = np.zeros((len(context),) + self.data_shape, "float32")
         padded[:, : self.context_frames] = context
         reconstruction = self.reconstruct(padded)
@@ -636,4 +635,10 @@ def copy_last_frame(context, future_frames):
            [4., 5.]])
     """
     context = np.asarray(context)
-    return np.repeat(context[:, -1:], int(future_frames), axis=1)
+    if context.ndim != 5 or context.shape[1] < 1:
+        raise ValueError(
+            "Expected context clips of shape (batch_size, context_frames >= 1, "
+            f"height, width, channels). Received: shape={context.shape}"
+        )
+    future_frames = _arguments.positive_int("future_frames", future_frames)
+    return np.repeat(context[:, -1:], future_frames, axis=1)
