@@ -75,7 +75,7 @@ def test_jpeg_higher_quality_costs_more_bits_and_gives_higher_psnr():
 
 
 def test_bad_inputs_are_refused_with_what_was_expected():
-    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"clips in \[0, 1\]"):
         jpeg_round_trip(moving_square() * 2)
     with pytest.raises(ValueError, match="quality <= 95"):
         jpeg_round_trip(moving_square(), quality=100)

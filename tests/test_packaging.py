@@ -139,3 +139,35 @@ def test_the_readme_set_up_installs_what_its_test_command_needs():
     assert 'bash -euo pipefail -c "$setup"' in ci
     assert 'bash -euo pipefail -c "$tests"' in ci
     assert "pip install" not in ci, "CI installs only what the README's set-up does"
+
+
+def test_each_builder_takes_exactly_its_class_arguments():
+    """One way to build each model: `mlp_vae(...)` is `MLPVAE(...)`, argument for
+    argument (the builders once lacked decoder_log_var, beta or
+    first_frame_components)."""
+    import inspect
+
+    from vaelib import models
+
+    pairs = {
+        models.mlp_vae: models.MLPVAE,
+        models.conv_vae: models.ConvVAE,
+        models.framewise_vae: models.FramewiseVAE,
+        models.convlstm_vae: models.ConvLSTMVAE,
+        models.convlstm_predictor: models.ConvLSTMPredictor,
+        models.learned_prior_vae: models.LearnedPriorVAE,
+    }
+    for builder, cls in pairs.items():
+        wanted = [
+            (p.name, p.default)
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self"
+        ]
+        got = [
+            (p.name, p.default) for p in inspect.signature(builder).parameters.values()
+        ]
+        assert got == wanted, builder.__name__
+    model = models.mlp_vae(
+        input_shape=(8, 8, 1), likelihood="gaussian", decoder_log_var=-1.0, name="m"
+    )
+    assert model.decoder_log_var == -1.0 and model.name == "m"

@@ -121,7 +121,14 @@ def bits_per_dim(nll, num_dims):
 
 
 def _check_pair(target, prediction, max_value=1.0, names=("target", "prediction")):
-    """Both batches as float64, checked: same shape, values in [0, max_value]."""
+    """Both batches as float64, checked: same shape, finite, target in [0, max_value].
+
+    The reference image defines the peak of a PSNR, so the target must lie in
+    [0, max_value] (0-255 pixels with the default max_value of 1 are an
+    error); an estimate may overshoot a little (a denoiser's output, say),
+    except where it must be a probability (`evaluate_prediction` names it
+    `probabilities`).
+    """
     max_value = _arguments.finite_float("max_value", max_value)
     if max_value <= 0:
         raise ValueError(
@@ -138,7 +145,8 @@ def _check_pair(target, prediction, max_value=1.0, names=("target", "prediction"
     for name, values in zip(names, (target, prediction), strict=True):
         if not np.all(np.isfinite(values)):
             raise ValueError(f"Expected finite {name}. Received: NaN or inf values")
-        if values.size and (values.min() < 0 or values.max() > max_value):
+        ranged = name in ("target", "probabilities")
+        if ranged and values.size and (values.min() < 0 or values.max() > max_value):
             raise ValueError(
                 f"Expected {name} in [0, max_value={max_value:g}] (pass max_value=255 "
                 f"for 0-255 pixels). Received: min={values.min():.4g}, "

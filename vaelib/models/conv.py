@@ -136,8 +136,10 @@ def conv_vae(
     filters=(32, 64),
     dense_units=128,
     likelihood="bernoulli",
+    decoder_log_var=0.0,
     beta=1.0,
     seed=None,
+    **kwargs,
 ):
     """Builds a `ConvVAE`: strided convolutions down, transposed convolutions up.
 
@@ -150,6 +152,8 @@ def conv_vae(
         likelihood: `"bernoulli"` or `"gaussian"`, see `VAE`.
         beta: Weight of the KL term, see `VAE`.
         seed: Seed of the sampling noise.
+        decoder_log_var: see `ConvVAE`.
+        **kwargs: Standard `keras.Model` arguments (`name`, `dtype`).
 
     Returns:
         A `ConvVAE` (a `VAE`), not yet compiled.
@@ -168,6 +172,8 @@ def conv_vae(
         filters=filters,
         dense_units=dense_units,
         likelihood=likelihood,
+        decoder_log_var=decoder_log_var,
         beta=beta,
         seed=seed,
+        **kwargs,
     )

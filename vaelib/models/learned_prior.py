@@ -604,12 +604,17 @@ def learned_prior_vae(
     lstm_filters=64,
     decoder_convs=2,
     seed=None,
+    beta=1.0,
+    first_frame_components=0,
+    **kwargs,
 ):
     """Builds a `LearnedPriorVAE`: a video VAE with a learned prior p(z_t | z_<t).
 
     Args:
         input_shape, latent_dim, filters, lstm_filters, decoder_convs, seed:
             see `LearnedPriorVAE`.
+        beta, first_frame_components: see `LearnedPriorVAE`.
+        **kwargs: Standard `keras.Model` arguments (`name`, `dtype`).
 
     Returns:
         A `LearnedPriorVAE`, not yet compiled.
@@ -630,4 +635,7 @@ def learned_prior_vae(
         lstm_filters=lstm_filters,
         decoder_convs=decoder_convs,
         seed=seed,
+        beta=beta,
+        first_frame_components=first_frame_components,
+        **kwargs,
     )

@@ -104,8 +104,10 @@ def mlp_vae(
     latent_dim=2,
     hidden=(512,),
     likelihood="bernoulli",
+    decoder_log_var=0.0,
     beta=1.0,
     seed=None,
+    **kwargs,
 ):
     """Builds an `MLPVAE`: fully connected encoder and decoder.
 
@@ -116,6 +118,8 @@ def mlp_vae(
         likelihood: `"bernoulli"` or `"gaussian"`, see `VAE`.
         beta: Weight of the KL term, see `VAE`.
         seed: Seed of the sampling noise.
+        decoder_log_var: see `MLPVAE`.
+        **kwargs: Standard `keras.Model` arguments (`name`, `dtype`).
 
     Returns:
         An `MLPVAE` (a `VAE`), not yet compiled.
@@ -133,6 +137,8 @@ def mlp_vae(
         latent_dim=latent_dim,
         hidden=hidden,
         likelihood=likelihood,
+        decoder_log_var=decoder_log_var,
         beta=beta,
         seed=seed,
+        **kwargs,
     )

@@ -466,6 +466,8 @@ def framewise_vae(
     decoder_convs=1,
     seed=None,
     fast=True,
+    beta=1.0,
+    **kwargs,
 ):
     """Builds a `FramewiseVAE`: a convolutional VAE applied to every frame alone.
 
@@ -477,6 +479,8 @@ def framewise_vae(
         decoder_convs: Convolutions per resolution in the decoder.
         seed: Seed of the sampling noise.
         fast: `PerFrame` (True) or `keras.layers.TimeDistributed` (False).
+        beta: see `FramewiseVAE`.
+        **kwargs: Standard `keras.Model` arguments (`name`, `dtype`).
 
     Returns:
         A `FramewiseVAE` whose latent shape is `(num_frames, height /
@@ -497,6 +501,8 @@ def framewise_vae(
         decoder_convs=decoder_convs,
         seed=seed,
         fast=fast,
+        beta=beta,
+        **kwargs,
     )
 
 
@@ -509,6 +515,8 @@ def convlstm_vae(
     skip=False,
     seed=None,
     fast=True,
+    beta=1.0,
+    **kwargs,
 ):
     """Builds a `ConvLSTMVAE`: ConvLSTM layers over time in encoder and decoder.
 
@@ -517,6 +525,8 @@ def convlstm_vae(
             divisible by `2 ** len(filters)`.
         latent_dim, filters, lstm_filters, decoder_convs, skip, seed, fast:
             see `ConvLSTMVAE`.
+        beta: see `ConvLSTMVAE`.
+        **kwargs: Standard `keras.Model` arguments (`name`, `dtype`).
 
     Returns:
         A `ConvLSTMVAE`, not yet compiled.
@@ -538,6 +548,8 @@ def convlstm_vae(
         skip=skip,
         seed=seed,
         fast=fast,
+        beta=beta,
+        **kwargs,
     )
 
 
@@ -551,6 +563,8 @@ def convlstm_predictor(
     skip=False,
     seed=None,
     fast=True,
+    beta=1.0,
+    **kwargs,
 ):
     """Builds a `ConvLSTMPredictor`: reconstructs the context, predicts the rest.
 
@@ -559,6 +573,8 @@ def convlstm_predictor(
         context_frames: Frames the model sees, `0 < context_frames < num_frames`.
         latent_dim, filters, lstm_filters, decoder_convs, skip, seed, fast:
             as in `ConvLSTMVAE`.
+        beta: see `ConvLSTMPredictor`.
+        **kwargs: Standard `keras.Model` arguments (`name`, `dtype`).
 
     Returns:
         A `ConvLSTMPredictor`. Use `predict_frames(model, context)` for
@@ -582,6 +598,8 @@ def convlstm_predictor(
         skip=skip,
         seed=seed,
         fast=fast,
+        beta=beta,
+        **kwargs,
     )
 
 
