@@ -1,4 +1,5 @@
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -426,3 +427,14 @@ def test_tfds_source_without_mnist_exits_2_with_one_line(tmp_path, monkeypatch, 
     status, error = _exit_status_and_error(argv, capsys)
     assert status == 2, error
     assert len(error.splitlines()) == 1 and "source='tfds'" in error, error
+
+
+def test_evaluate_reports_identity_and_active_channels_of_a_video_model(capsys):
+    # The shipped ConvLSTM VAE: one of its eight latent channels carries the clip.
+    path = pathlib.Path(__file__).parents[1] / "data/pretrained/convlstm-moving-mnist"
+    path = str(path / "model.keras")
+    assert main(["evaluate", "--model-path", path, "--test-clips", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "active latent channels: 1 of 8" in out
+    header = next(line for line in out.splitlines() if line.startswith("frame"))
+    assert header.split()[-1] == "identity"

@@ -75,6 +75,12 @@ def _add_data_arguments(parser):
     video.add_argument(
         "--test-clips", type=_positive_int, default=200, help="held-out clips"
     )
+    video.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="a new random direction at every bounce (Stochastic Moving MNIST, "
+        "Denton & Fergus 2018), so the future after a bounce is uncertain",
+    )
 
 
 def build_parser():
@@ -289,6 +295,11 @@ def build_parser():
     data.add_argument("--digit-size", type=_positive_int, default=28)
     data.add_argument("--speed", type=_non_negative_float, default=3.6)
     data.add_argument("--seed", type=_non_negative_int, default=0)
+    data.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="a new random direction at every bounce (Stochastic Moving MNIST)",
+    )
     data.add_argument("--out", required=True, type=pathlib.Path, help="a .npz file")
     data.add_argument(
         "--overwrite", action="store_true", help="replace --out if it exists"

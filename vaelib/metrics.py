@@ -231,7 +231,92 @@ def ssim(target, prediction, max_value=1.0, sigma=1.5):
     return index.mean(axis=(-3, -2, -1))
 
 
-def evaluate_video(model, clips, batch_size=16):
+def active_units(model, data, threshold=0.01, batch_size=64):
+    """Which latent channels carry information about the input.
+
+    A latent unit `u` is active when its posterior mean moves with the input:
+    `A_u = Var_x(E_q(z|x)[z_u]) > threshold` (Burda et al., 2016, who take
+    0.01). A unit that ignores `x` sits at the prior, its posterior equal to
+    it for every input, and costs no KL: posterior collapse. For a
+    convolutional latent a "channel" is the same unit at every position (and
+    frame); its activity is the average of `A_u` over those positions, and
+    its KL the sum over them (nats per example, to the model's own prior).
+
+    Args:
+        model: A `VAE`.
+        data: Images or clips in [0, 1], at least two examples.
+        threshold: Activity above which a channel counts as active.
+        batch_size: Examples per forward pass.
+
+    Returns:
+        A dict: `activity` and `kl` (numpy arrays, one value per latent
+        channel), `active` (booleans) and `num_active` (an int).
+
+    Introduced in: course/08_convlstm_video_vae.ipynb
+    """
+    threshold = _arguments.finite_float("threshold", threshold, minimum=0)
+    batch_size = _arguments.positive_int("batch_size", batch_size)
+    data = model._check_input(data)
+    if len(data) < 2:
+        raise ValueError(
+            "Expected at least two examples: activity is a variance over inputs. "
+            f"Received: {len(data)}"
+        )
+    means, kls = [], []
+    for start in range(0, len(data), batch_size):
+        _, z_mean, *gaussians = model(data[start : start + batch_size], training=False)
+        means.append(ops.convert_to_numpy(ops.cast(z_mean, "float32")))
+        kls.append(_kl_per_channel(model, z_mean, *gaussians))
+    return _units(np.concatenate(means), np.concatenate(kls), threshold)
+
+
+def _kl_per_channel(model, z_mean, *gaussians):
+    """`(batch, channels)`: each example's KL in each latent channel, in nats.
+
+    `model.kl_loss` sums over every non-batch axis; moving the channel axis
+    into the batch makes it sum over one channel's positions only.
+    """
+    batch, channels = z_mean.shape[0], z_mean.shape[-1]
+    positions = int(np.prod(z_mean.shape[1:-1], dtype="int64"))
+    by_channel = [
+        ops.reshape(ops.moveaxis(ops.cast(t, "float32"), -1, 0), (-1, positions))
+        for t in (z_mean, *gaussians)
+    ]
+    kl = ops.convert_to_numpy(model.kl_loss(*by_channel))
+    return kl.reshape(channels, batch).T
+
+
+def _units(means, kls, threshold):
+    activity = means.var(axis=0)
+    activity = activity.reshape(-1, activity.shape[-1]).mean(axis=0)
+    return {
+        "activity": activity,
+        "kl": kls.mean(axis=0),
+        "active": activity > threshold,
+        "num_active": int((activity > threshold).sum()),
+    }
+
+
+def _classifier_for(frames_shape, classifier):
+    """The classifier to read `frames_shape` frames with, or None to skip it.
+
+    `"auto"` takes the shipped digit classifier when it is there and reads
+    frames of that shape (32x32 grey); None skips identity.
+    """
+    if classifier is None or not isinstance(classifier, str):
+        return classifier
+    if classifier != "auto":
+        raise ValueError(
+            'Expected classifier="auto", None or a Keras model. '
+            f"Received: classifier={classifier!r}"
+        )
+    if not pathlib.Path(DIGIT_CLASSIFIER_PATH).is_file():
+        return None
+    shipped = load_digit_classifier()
+    return shipped if tuple(shipped.input_shape[1:]) == frames_shape else None
+
+
+def evaluate_video(model, clips, batch_size=16, classifier="auto"):
     """Per-frame quality of a video VAE's reconstructions, as a table-ready dict.
 
     Each clip is encoded, its posterior mean decoded, and compared frame by
@@ -241,12 +326,18 @@ def evaluate_video(model, clips, batch_size=16):
         model: A video `VAE` (e.g. from `convlstm_vae`).
         clips: `(num_clips, num_frames, height, width, 1)` in [0, 1].
         batch_size: Clips per forward pass.
+        classifier: The digit classifier that scores `identity`: `"auto"`
+            (the shipped one, for 32x32 frames), a model, or None to skip it.
 
     Returns:
         A dict of numpy arrays of shape `(num_frames,)`, averaged over clips:
         `bce` (Bernoulli NLL of the frame given one posterior sample, nats),
-        `psnr` (dB) and `ssim` of the posterior-mean reconstruction, and `kl`
-        (nats per frame); plus `"mean"`, a dict of their averages over frames.
+        `psnr` (dB) and `ssim` of the posterior-mean reconstruction, `kl`
+        (nats per frame) and, with a classifier, `identity`
+        (`reconstruction_identity`: the share of clips whose digits the
+        reconstruction keeps); `"mean"`, a dict of their averages over
+        frames; and `active_units` and `latent_channels`, ints
+        (`active_units`; for at least two clips).
 
     Introduced in: course/08_convlstm_video_vae.ipynb
     """
@@ -256,7 +347,9 @@ def evaluate_video(model, clips, batch_size=16):
         raise ValueError(
             f"Expected clips (n, frames, h, w, c). Received: {clips.shape}"
         )
-    bce, kl, psnr_values, ssim_values = [], [], [], []
+    classifier = _classifier_for(tuple(clips.shape[2:]), classifier)
+    bce, kl, psnr_values, ssim_values, reconstructions = [], [], [], [], []
+    means, channel_kls = [], []
     for start in range(0, len(clips), batch_size):
         batch = clips[start : start + batch_size]
         # (z_mean, z_log_var), and the prior's mean and log-variance for a
@@ -275,32 +368,50 @@ def evaluate_video(model, clips, batch_size=16):
             ops.reshape(t, (clips_in_batch * frames, -1)) for t in (z_mean, *gaussians)
         ]
         kl.append(ops.convert_to_numpy(model.kl_loss(*latents)).reshape(-1, frames))
-        reconstruction = ops.convert_to_numpy(model.decode(z_mean))
+        means.append(ops.convert_to_numpy(ops.cast(z_mean, "float32")))
+        channel_kls.append(_kl_per_channel(model, z_mean, *gaussians))
+        reconstruction = np.clip(
+            ops.convert_to_numpy(ops.cast(model.decode(z_mean), "float32")), 0, 1
+        )
         psnr_values.append(psnr(batch, reconstruction))
         ssim_values.append(ssim(batch, reconstruction))
+        if classifier is not None:
+            reconstructions.append(reconstruction)
     report = {
         "bce": np.concatenate(bce).mean(axis=0),
         "psnr": np.concatenate(psnr_values).mean(axis=0),
         "ssim": np.concatenate(ssim_values).mean(axis=0),
         "kl": np.concatenate(kl).mean(axis=0),
     }
+    if classifier is not None:
+        report["identity"] = reconstruction_identity(
+            clips, np.concatenate(reconstructions), classifier
+        )
     report["mean"] = {name: float(values.mean()) for name, values in report.items()}
+    if len(clips) >= 2:
+        units = _units(np.concatenate(means), np.concatenate(channel_kls), 0.01)
+        report["active_units"] = units["num_active"]
+        report["latent_channels"] = len(units["active"])
     return report
 
 
-def evaluate_prediction(target, probabilities):
+def evaluate_prediction(target, probabilities, classifier="auto"):
     """How close predicted frames are to the true ones, as a dict of floats.
 
     Args:
         target: True future frames `(n, frames, height, width, 1)` in [0, 1].
         probabilities: Predicted frames of the same shape, in [0, 1] (the
             decoder's mean, or a baseline such as `copy_last_frame`).
+        classifier: The digit classifier that scores `identity`: `"auto"`
+            (the shipped one, for 32x32 frames), a model, or None to skip it.
 
     Returns:
         `bce` (Bernoulli NLL per frame, nats; probabilities clipped to
         [1e-6, 1 - 1e-6] so a hard 0/1 baseline stays finite), `psnr` (dB),
-        `ssim`, and `mse_per_frame`: squared error summed over a frame's pixels
-        and averaged over frames, as the video-prediction literature reports it.
+        `ssim`, `mse_per_frame` (squared error summed over a frame's pixels
+        and averaged over frames, as the video-prediction literature reports
+        it) and, with a classifier, `identity`: the share of predicted frames
+        whose digits it reads as in the true future (`reconstruction_identity`).
 
     Introduced in: course/10_video_applications.ipynb
     """
@@ -315,7 +426,7 @@ def evaluate_prediction(target, probabilities):
     p = np.clip(probabilities, 1e-6, 1 - 1e-6)
     bce = -(target * np.log(p) + (1 - target) * np.log1p(-p))
     pixel_axes = tuple(range(2, target.ndim))
-    return {
+    report = {
         "bce": float(bce.sum(axis=pixel_axes).mean()),
         "psnr": float(psnr(target, probabilities).mean()),
         "ssim": float(ssim(target, probabilities).mean()),
@@ -323,6 +434,14 @@ def evaluate_prediction(target, probabilities):
             np.square(target - probabilities).sum(axis=pixel_axes).mean()
         ),
     }
+    classifier = _classifier_for(tuple(target.shape[2:]), classifier)
+    if classifier is not None:
+        report["identity"] = float(
+            reconstruction_identity(
+                target.astype("float32"), probabilities.astype("float32"), classifier
+            ).mean()
+        )
+    return report
 
 
 def evaluate_images(model, images, iwae_k=100, seed=0, batch_size=256):
@@ -378,11 +497,11 @@ DIGIT_CLASSIFIER_PATH = (
 )
 
 
-def _check_clips(clips):
-    clips = _arguments.unit_interval("clips", ops.convert_to_numpy(clips))
+def _check_clips(clips, name="clips"):
+    clips = _arguments.unit_interval(name, ops.convert_to_numpy(clips))
     if clips.ndim != 5 or clips.shape[-1] != 1:
         raise ValueError(
-            "Expected clips of shape (n, num_frames, height, width, 1). "
+            f"Expected {name} of shape (n, num_frames, height, width, 1). "
             f"Received: shape={clips.shape}"
         )
     return clips
@@ -587,6 +706,70 @@ def frame_fid(real_clips, generated_clips, classifier=None):
     )
 
 
+def _digit_sets(clips, classifier, threshold, batch_size):
+    """Each frame's digits as the classifier reads them.
+
+    The set is the classes whose probability exceeds `threshold`, or the most
+    probable class when none does. Returns the probabilities and the sets as
+    booleans `(n, num_frames, 10)`, and each set as a 10-bit code `(n,
+    num_frames)`.
+    """
+    threshold = _arguments.in_range("threshold", threshold, 0, 1)
+    batch_size = _arguments.positive_int("batch_size", batch_size)
+    clips, frames = _frames_of(clips, classifier)
+    n, num_frames = clips.shape[:2]
+    probabilities = np.asarray(
+        _apply_in_batches(classifier, frames, batch_size)
+    ).reshape(n, num_frames, -1)
+    shown = probabilities > threshold
+    top = probabilities.argmax(axis=-1)
+    shown[np.arange(n)[:, None], np.arange(num_frames)[None, :], top] = True
+    codes = shown.astype("int64") @ (2 ** np.arange(shown.shape[-1]))
+    return probabilities, shown, codes
+
+
+def reconstruction_identity(
+    target, prediction, classifier=None, threshold=0.5, batch_size=512
+):
+    """The share of frames whose digits a model kept: read the same in both.
+
+    The digit classifier reads each frame's set of digits (as in
+    `identity_consistency`) in the true frame and in the model's frame (a
+    reconstruction, or a predicted future); a frame counts when the two sets
+    are equal. An 8 decoded as a bar, or two digits merged into one blob,
+    does not count, however high the frame's PSNR.
+
+    Args:
+        target: True clips `(n, num_frames, height, width, 1)` in [0, 1].
+        prediction: The model's clips, same shape, in [0, 1].
+        classifier: A model from `digit_classifier` (default: the shipped one).
+        threshold: Probability above which a digit counts as shown.
+
+    Returns:
+        A numpy array `(num_frames,)`: for each frame, the share of clips whose
+        digits match there. Its mean is the identity score.
+
+    Example: a clip against itself keeps every digit.
+
+    >>> clips = np.zeros((1, 2, 32, 32, 1), "float32")
+    >>> reconstruction_identity(clips, clips).tolist()
+    [1.0, 1.0]
+
+    Introduced in: course/08_convlstm_video_vae.ipynb
+    """
+    target = _check_clips(target, "target")
+    prediction = _check_clips(prediction, "prediction")
+    if target.shape != prediction.shape:
+        raise ValueError(
+            "Expected `target` and `prediction` of the same shape. "
+            f"Received: {target.shape} and {prediction.shape}"
+        )
+    classifier = classifier or load_digit_classifier()
+    _, _, true_codes = _digit_sets(target, classifier, threshold, batch_size)
+    _, _, codes = _digit_sets(prediction, classifier, threshold, batch_size)
+    return (codes == true_codes).mean(axis=0)
+
+
 def identity_consistency(clips, classifier=None, threshold=0.5, batch_size=512):
     """Do the digits a clip shows stay the same from frame to frame?
 
@@ -616,20 +799,11 @@ def identity_consistency(clips, classifier=None, threshold=0.5, batch_size=512):
     Introduced in: course/09_learned_temporal_prior.ipynb
     """
     classifier = classifier or load_digit_classifier()
-    clips, frames = _frames_of(clips, classifier)
-    n, num_frames = clips.shape[:2]
-    probabilities = np.asarray(
-        _apply_in_batches(classifier, frames, batch_size)
-    ).reshape(n, num_frames, -1)
-    shown = probabilities > threshold
-    top = probabilities.argmax(axis=-1)
-    shown[np.arange(n)[:, None], np.arange(num_frames)[None, :], top] = True
-    # (n, num_frames): each frame's set of digits as a 10-bit code
-    codes = shown.astype("int64") @ (2 ** np.arange(shown.shape[-1]))
+    probabilities, shown, codes = _digit_sets(clips, classifier, threshold, batch_size)
     consistency = []
     for clip_codes in codes:
         _, counts = np.unique(clip_codes, return_counts=True)
-        consistency.append(counts.max() / num_frames)
+        consistency.append(counts.max() / codes.shape[1])
     least = np.where(shown, probabilities, np.inf).min(axis=-1)
     return {
         "consistency": float(np.mean(consistency)),

@@ -309,3 +309,139 @@ def test_with_mnist_available_clips_use_its_train_and_test_digits(
         np.testing.assert_array_equal(clips._digits_uint8, arrays[f"x_{split}"])
         assert set(clips.metadata(20)["labels"].ravel()) <= set(arrays[f"y_{split}"])
         assert clips.clips(2).shape == (2, 3, 64, 64, 1)
+
+
+# Stochastic moving digits (Denton & Fergus, 2018): a new direction at each bounce.
+@pytest.fixture(scope="module")
+def stochastic():
+    return MovingDigits(split="test", seed=3, stochastic=True, **SMALL)
+
+
+def _steps(info):
+    """Displacements between frames and the velocity that produced each."""
+    positions = info["positions"]
+    return positions[:, :, 1:] - positions[:, :, :-1]
+
+
+def test_stochastic_speed_is_constant_and_direction_changes_only_at_bounces(
+    stochastic,
+):
+    info = stochastic.metadata(300)
+    free = stochastic.frame_size - stochastic.digit_size
+    positions, bounces = info["positions"], info["bounces"]
+    assert positions.min() >= 0 and positions.max() <= free
+    steps = _steps(info)
+    speed = np.linalg.norm(info["velocity"], axis=-1)[:, :, None]
+    # A step that hits no wall moves exactly `speed` pixels...
+    free_steps = ~bounces[:, :, 1:]
+    lengths = np.linalg.norm(steps, axis=-1)
+    np.testing.assert_allclose(
+        lengths[free_steps], np.broadcast_to(speed, lengths.shape)[free_steps]
+    )
+    # ...in the same direction as the step before, unless that step bounced.
+    straight = free_steps[:, :, 1:] & ~bounces[:, :, 1:-1]
+    np.testing.assert_allclose(steps[:, :, 1:][straight], steps[:, :, :-1][straight])
+    assert bounces.mean() > 0.05
+    # The direction after a bounce is new: not the mirror image of the old one.
+    bounced = bounces[:, :, 1:-1] & free_steps[:, :, 1:]
+    before, after = steps[:, :, :-1][bounced], steps[:, :, 1:][bounced]
+    mirrored = np.isclose(np.abs(before), np.abs(after), atol=1e-6).all(-1)
+    assert mirrored.mean() < 0.05
+
+
+def test_stochastic_bounces_point_away_from_the_wall(stochastic):
+    info = stochastic.metadata(300)
+    free = stochastic.frame_size - stochastic.digit_size
+    positions, bounces = info["positions"], info["bounces"]
+    steps = _steps(info)
+    # The velocity after a bounce (seen as the next free step) points into the
+    # frame on each axis whose wall was hit: away from 0 near 0, from free near free.
+    after = steps[:, :, 1:]
+    usable = bounces[:, :, 1:-1] & ~bounces[:, :, 2:]
+    at = positions[:, :, 1:-1]
+    speed = np.linalg.norm(info["velocity"], axis=-1)[:, :, None, None]
+    near_low = at < np.broadcast_to(speed, at.shape)
+    near_high = at > free - np.broadcast_to(speed, at.shape)
+    only_low = near_low & ~near_high & usable[..., None]
+    only_high = near_high & ~near_low & usable[..., None]
+    assert only_low.sum() > 20 and only_high.sum() > 20
+    # a digit within one step of a wall after bouncing moves away from it, on
+    # the axis that bounced (the other axis may point either way)
+    wall_axis_low = only_low & (after > 0)
+    wall_axis_high = only_high & (after < 0)
+    assert (wall_axis_low.sum() + wall_axis_high.sum()) > 0.9 * (
+        only_low.sum() + only_high.sum()
+    )
+
+
+def test_stochastic_clip_i_depends_only_on_the_seed_and_i(stochastic, small):
+    many = stochastic.clips(40)
+    np.testing.assert_array_equal(stochastic.clips(5), many[:5])
+    np.testing.assert_array_equal(stochastic.clips(6, start=30), many[30:36])
+    # The first frame and the first velocity are the deterministic clip's; the
+    # paths part at the first bounce.
+    deterministic = small.metadata(40)
+    info = stochastic.metadata(40)
+    np.testing.assert_array_equal(
+        info["start_position"], deterministic["start_position"]
+    )
+    np.testing.assert_array_equal(info["velocity"], deterministic["velocity"])
+    np.testing.assert_array_equal(many[:, 0], small.clips(40)[:, 0])
+    first = np.argmax(info["bounces"].any(1), axis=-1)
+    for clip in range(40):
+        if first[clip] > 0:
+            upto = first[clip]
+            np.testing.assert_allclose(
+                info["positions"][clip, :, :upto],
+                deterministic["positions"][clip, :, :upto],
+            )
+    assert not np.array_equal(many, small.clips(40))
+
+
+def test_deterministic_bounces_mark_the_reflections(small):
+    # A second reading of the walls: a step bounced where the free flight from
+    # the previous frame with the previous step's velocity leaves [0, free].
+    info = small.metadata(200)
+    free = small.frame_size - small.digit_size
+    positions, bounces = info["positions"], info["bounces"]
+    assert not bounces[:, :, 0].any()
+    steps = _steps(info)
+    velocity = np.broadcast_to(info["velocity"][:, :, None], steps.shape)
+    # where no bounce happened the step is +-velocity on each axis
+    quiet = ~bounces[:, :, 1:]
+    np.testing.assert_allclose(np.abs(steps[quiet]), np.abs(velocity[quiet]))
+    # where one happened, some axis's step is shorter than its speed
+    loud = bounces[:, :, 1:]
+    shorter = (np.abs(steps) < np.abs(velocity) - 1e-9).any(-1)
+    np.testing.assert_array_equal(shorter[loud], True)
+    assert positions.max() <= free
+
+
+def test_a_digit_as_large_as_the_frame_stays_put():
+    digits = np.ones((2, 14, 14), "float32")
+    for stochastic in (False, True):
+        clips = MovingDigits(
+            frame_size=14,
+            digit_size=14,
+            num_frames=4,
+            digits=digits,
+            stochastic=stochastic,
+        ).clips(2)
+        np.testing.assert_array_equal(clips, 1.0)
+
+
+def test_cli_writes_stochastic_clips_and_refuses_stochastic_images(tmp_path, capsys):
+    out = tmp_path / "stochastic.npz"
+    argv = ["data", "moving-digits", "--clips", "4", "--split", "test"]
+    argv += ["--frame-size", "32", "--digit-size", "14", "--speed", "1.8"]
+    assert main([*argv, "--stochastic", "--out", str(out)]) == 0
+    assert "wrote 4 stochastic test clips" in capsys.readouterr().out
+    expected = MovingDigits.scaled(32, split="test", stochastic=True)
+    with np.load(out) as arrays:
+        np.testing.assert_array_equal(arrays["clips"], expected.clips_uint8(4))
+        np.testing.assert_array_equal(
+            arrays["bounces"], expected.metadata(4)["bounces"]
+        )
+    image = ["train", "--model", "mlp", "--source", "sklearn", "--stochastic"]
+    assert main([*image, "--out", str(tmp_path / "run")]) == 2
+    assert "--stochastic applies to --data moving-digits" in capsys.readouterr().err

@@ -21,10 +21,7 @@ def test_tfds_load_builds_moving_digits_offline(tmp_path):
     assert info.splits["test"].num_examples == 400
     assert set(
         tfds.builder("moving_digits", data_dir=str(tmp_path)).builder_configs
-    ) == {
-        "small",
-        "standard",
-    }
+    ) == {"small", "standard", "small_stochastic", "standard_stochastic"}
     test = tfds.load(
         "moving_digits/small",
         split="test[:4]",
@@ -49,3 +46,21 @@ def test_tfds_load_builds_moving_digits_offline(tmp_path):
         )
         assert len(match) == 1
         np.testing.assert_array_equal(e["video"], clips[match[0]])
+
+    stochastic = tfds.load(
+        "moving_digits/small_stochastic",
+        split="test[:3]",
+        data_dir=str(tmp_path),
+        shuffle_files=False,
+    )
+    expected = MovingDigits.scaled(
+        32, num_frames=10, split="test", seed=1, stochastic=True
+    )
+    clips, info = expected.clips_uint8(400), expected.metadata(400)
+    for e in tfds.as_numpy(stochastic):
+        match = np.flatnonzero(
+            np.all(np.abs(info["velocity"] - e["velocity"]) < 1e-6, axis=(1, 2))
+        )
+        assert len(match) == 1
+        np.testing.assert_array_equal(e["video"], clips[match[0]])
+        np.testing.assert_array_equal(e["bounces"], info["bounces"][match[0]])

@@ -25,7 +25,11 @@ def _moving_digits(args, split, seed):
         os.environ["VAELIB_DIGITS_SOURCE"] = args.source
     try:
         return MovingDigits.scaled(
-            args.frame_size, num_frames=args.num_frames, split=split, seed=seed
+            args.frame_size,
+            num_frames=args.num_frames,
+            split=split,
+            seed=seed,
+            stochastic=getattr(args, "stochastic", False),
         )
     finally:
         if previous is None:
@@ -47,8 +51,9 @@ def load_data(args, with_train=True):
             validation = _moving_digits(args, "train", args.seed + 1_000_003).clips(
                 max(16, args.clips // 10)
             )
+        kind = "stochastic moving digits" if test_maker.stochastic else "moving digits"
         description = (
-            f"moving digits ({test_maker.digit_source} digits), clips of "
+            f"{kind} ({test_maker.digit_source} digits), clips of "
             f"{args.num_frames} frames of {args.frame_size}x{args.frame_size}: "
             f"{args.clips if with_train else 0} train / {args.test_clips} test clips"
         )

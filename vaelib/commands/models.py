@@ -155,6 +155,8 @@ def check_model_and_data(args):
     if video != (args.data == "moving-digits"):
         wanted = "--data moving-digits" if video else "--data digits or --data mnist"
         raise UsageError(f"--model {args.model} needs {wanted}")
+    if args.stochastic and not video:
+        raise UsageError("--stochastic applies to --data moving-digits")
     if args.filters is not None and args.model == "mlp":
         raise UsageError("--filters applies to conv and video models, not mlp")
     if args.hidden is not None and args.model != "mlp":

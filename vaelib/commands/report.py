@@ -13,19 +13,32 @@ def format_metrics(metrics, unit="nats per image; bits_per_dim in bits"):
 
 
 def format_video_report(report):
-    """The per-frame table of `evaluate_video`, then its means."""
+    """The per-frame table of `evaluate_video`, its means, and the active channels."""
     frames = len(report["psnr"])
-    lines = [f"{'frame':>5}  {'BCE':>8}  {'PSNR dB':>8}  {'SSIM':>6}  {'KL':>7}"]
-    for t in range(frames):
-        lines.append(
-            f"{t + 1:>5}  {report['bce'][t]:8.2f}  {report['psnr'][t]:8.2f}  "
-            f"{report['ssim'][t]:6.3f}  {report['kl'][t]:7.2f}"
+    identity = "identity" in report
+    header = f"{'frame':>5}  {'BCE':>8}  {'PSNR dB':>8}  {'SSIM':>6}  {'KL':>7}"
+    lines = [header + (f"  {'identity':>8}" if identity else "")]
+
+    def row(label, values, t=None):
+        pick = (lambda name: values[name]) if t is None else (lambda n: values[n][t])
+        line = (
+            f"{label:>5}  {pick('bce'):8.2f}  {pick('psnr'):8.2f}  "
+            f"{pick('ssim'):6.3f}  {pick('kl'):7.2f}"
         )
-    mean = report["mean"]
-    lines.append(
-        f"{'mean':>5}  {mean['bce']:8.2f}  {mean['psnr']:8.2f}  {mean['ssim']:6.3f}  "
-        f"{mean['kl']:7.2f}"
-    )
+        return line + (f"  {pick('identity'):8.1%}" if identity else "")
+
+    lines += [row(t + 1, report, t) for t in range(frames)]
+    lines.append(row("mean", report["mean"]))
+    if identity:
+        lines.append(
+            "identity: the share of clips whose digits the shipped classifier reads "
+            "the same in the reconstruction"
+        )
+    if "active_units" in report:
+        lines.append(
+            f"active latent channels: {report['active_units']} of "
+            f"{report['latent_channels']} (Var_x E[z] > 0.01, Burda et al. 2016)"
+        )
     return "\n".join(lines)
 
 
@@ -39,6 +52,9 @@ def held_out_metrics(model, data, args):
         return metrics, format_metrics(metrics)
     report = evaluate_video(model, data.test)
     metrics = {f"reconstruction_{k}": v for k, v in report["mean"].items()}
+    if "active_units" in report:
+        metrics["active_units"] = report["active_units"]
+        metrics["latent_channels"] = report["latent_channels"]
     table = "reconstruction of held-out clips, posterior mean\n" + format_video_report(
         report
     )
@@ -54,11 +70,11 @@ def held_out_metrics(model, data, args):
         table += (
             f"\n\nprediction of frames {context + 1}-{num_frames} from frames "
             f"1-{context}\n{'':<16}  {'BCE':>8}  {'PSNR dB':>8}  {'SSIM':>6}  "
-            f"{'MSE/frame':>9}"
+            f"{'MSE/frame':>9}" + (f"  {'identity':>8}" if "identity" in ours else "")
         )
         for name, row in (("predictor", ours), ("copy last frame", baseline)):
             table += (
                 f"\n{name:<16}  {row['bce']:8.2f}  {row['psnr']:8.2f}  "
                 f"{row['ssim']:6.3f}  {row['mse_per_frame']:9.2f}"
-            )
+            ) + (f"  {row['identity']:8.1%}" if "identity" in row else "")
     return metrics, table

@@ -86,6 +86,7 @@ def train(args):
             "data": args.data,
             "data_source": data.source,
             "data_description": data.description,
+            "stochastic": bool(args.stochastic) if video else None,
             "architecture": type(model).__name__,
             "config": _sizes(model),
             "beta": args.beta,
@@ -155,6 +156,8 @@ def evaluate(args):
             )
     elif (args.data or "digits") == "moving-digits":
         raise UsageError(f"{args.model_path} is an image model: use --data digits")
+    elif args.stochastic:
+        raise UsageError("--stochastic applies to the video models' moving digits")
     args.data = args.data or "digits"
     data = load_data(args, with_train=False)
     if data.test.shape[1:] != shape:
@@ -213,6 +216,7 @@ def data(args):
         speed=args.speed,
         split=args.split,
         seed=args.seed,
+        stochastic=args.stochastic,
     )
     info = clips.metadata(args.clips)
     try:
@@ -223,11 +227,13 @@ def data(args):
             labels=info["labels"],
             velocity=info["velocity"].astype("float32"),
             start_position=info["start_position"].astype("float32"),
+            bounces=info["bounces"],
         )
     except OSError as error:
         raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
     print(
-        f"wrote {args.clips} {args.split} clips {clips.clip_shape} (uint8, 0..255) "
+        f"wrote {args.clips} {'stochastic ' if args.stochastic else ''}{args.split} "
+        f"clips {clips.clip_shape} (uint8, 0..255) "
         f"from {clips.digit_source} digits to {args.out}"
     )
     return 0

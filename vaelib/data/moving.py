@@ -19,8 +19,11 @@ def bounce(positions, free):
     A digit moving at constant velocity between two walls follows a triangle
     wave: `p mod 2 * free`, mirrored on its second half. This is the same
     reflection as TFDS' `moving_sequence._bounce_to_bbox`, in pixels rather
-    than in fractions of the free range.
+    than in fractions of the free range. With no free range (a digit as
+    large as the frame) every position is 0.
     """
+    if free <= 0:
+        return np.zeros_like(positions, dtype=float)
     folded = np.mod(positions, 2.0 * free)
     return np.minimum(folded, 2.0 * free - folded)
 
@@ -96,6 +99,7 @@ class MovingDigits:
             to use instead (any grey images work).
         labels: Optional labels of `digits`, reported by `metadata`.
         seed: Integer seed.
+        stochastic: Draw a new direction at every bounce (see above).
 
     Example:
 
@@ -118,6 +122,7 @@ class MovingDigits:
         digits=None,
         labels=None,
         seed=0,
+        stochastic=False,
     ):
         for name, value, low in (
             ("frame_size", frame_size, 1),
@@ -151,6 +156,7 @@ class MovingDigits:
         self.speed = (float(low_speed), float(high_speed))
         self.split = split
         self.seed = _arguments.integer("seed", seed, minimum=0)
+        self.stochastic = _arguments.boolean("stochastic", stochastic)
         if digits is None:
             self.digits, self._digits_uint8, self.labels, self.digit_source = (
                 _split_digits(
@@ -199,9 +205,11 @@ class MovingDigits:
             A dict of numpy arrays: `digit_index` `(n, num_digits)` into
             `self.digits`; `labels` `(n, num_digits)` (-1 when unknown);
             `start_position` and `velocity` `(n, num_digits, 2)` in pixels
-            (row, column) and pixels per frame; `positions` `(n, num_digits,
-            num_frames, 2)`, the exact, unrounded top-left corner of each digit
-            in each frame.
+            (row, column) and pixels per frame (the first frame's velocity);
+            `positions` `(n, num_digits, num_frames, 2)`, the exact, unrounded
+            top-left corner of each digit in each frame; `bounces` `(n,
+            num_digits, num_frames)`, True where the step into that frame hit
+            a wall (where a stochastic clip's digit changes direction).
         """
         n = _arguments.integer("n", n, minimum=0)
         start = _arguments.integer("start", start, minimum=0)
@@ -218,11 +226,19 @@ class MovingDigits:
             velocity[row] = speed[:, None] * np.stack(
                 [np.sin(angle), np.cos(angle)], -1
             )
-        time = np.arange(self.num_frames)[:, None]
-        # (n, num_digits, num_frames, 2)
-        positions = bounce(
-            start_position[:, :, None] + velocity[:, :, None] * time, free
-        )
+        if self.stochastic:
+            positions, bounces = self._stochastic_paths(
+                start_position, velocity, start, free
+            )
+        else:
+            time = np.arange(self.num_frames)[:, None]
+            unfolded = start_position[:, :, None] + velocity[:, :, None] * time
+            # (n, num_digits, num_frames, 2)
+            positions = bounce(unfolded, free)
+            # a wall was hit between two frames where the fold count changes
+            laps = np.floor(unfolded / free) if free > 0 else np.zeros_like(unfolded)
+            bounces = np.zeros(positions.shape[:3], bool)
+            bounces[:, :, 1:] = (np.diff(laps, axis=2) != 0).any(-1)
         labels = (
             np.full_like(digit_index, -1)
             if self.labels is None
@@ -234,7 +250,46 @@ class MovingDigits:
             "start_position": start_position,
             "velocity": velocity,
             "positions": positions,
+            "bounces": bounces,
         }
+
+    def _stochastic_paths(self, start_position, velocity, start, free):
+        """Paths that take a new inward direction, same speed, at every bounce.
+
+        Stepped frame by frame (vectorised over clips and digits). A step that
+        leaves `[0, free]` is reflected back in, as in the deterministic
+        clips; then the velocity turns to an angle drawn uniformly and flipped
+        to point away from each wall hit. The angles come from a generator of
+        their own per clip, `(seed, clip, 1)`, so the first frame and the
+        initial velocity are the deterministic clip's, and clip `i` depends
+        only on `seed` and `i`.
+        """
+        n, num_digits = start_position.shape[:2]
+        angles = np.empty((n, self.num_frames, num_digits))
+        for row, clip in enumerate(range(start, start + n)):
+            rng = np.random.default_rng((self.seed, clip, 1))
+            angles[row] = rng.uniform(0.0, 2.0 * np.pi, (self.num_frames, num_digits))
+        positions = np.empty((n, num_digits, self.num_frames, 2))
+        bounces = np.zeros((n, num_digits, self.num_frames), bool)
+        position, velocity = start_position.copy(), velocity.copy()
+        positions[:, :, 0] = position
+        speed = np.linalg.norm(velocity, axis=-1)
+        for t in range(1, self.num_frames):
+            moved = position + velocity
+            low, high = moved < 0, moved > free
+            position = bounce(moved, free)
+            hit = low | high  # (n, num_digits, 2): which walls, per axis
+            turned = speed[..., None] * np.stack(
+                [np.sin(angles[:, t]), np.cos(angles[:, t])], -1
+            )
+            # point away from each wall hit: + off the low wall, - off the high one
+            turned = np.where(low, np.abs(turned), turned)
+            turned = np.where(high, -np.abs(turned), turned)
+            any_hit = hit.any(-1, keepdims=True)
+            velocity = np.where(any_hit, turned, velocity)
+            positions[:, :, t] = position
+            bounces[:, :, t] = any_hit[..., 0]
+        return positions, bounces
 
     def clips_uint8(self, n, start=0):
         """Clips `start .. start + n - 1` as uint8 `(n, num_frames, size, size, 1)`."""

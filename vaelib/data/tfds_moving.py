@@ -30,13 +30,17 @@ class MovingDigitsConfig(tfds.core.BuilderConfig):
     speed: float = 3.6
     train_clips: int = 10_000
     test_clips: int = 2_000
+    stochastic: bool = False
 
 
 class MovingDigits(tfds.core.GeneratorBasedBuilder):
     """Moving digits: Moving-MNIST-style clips drawn deterministically, offline."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Stochastic configs: a new direction at every bounce.",
+    }
     BUILDER_CONFIGS = [
         MovingDigitsConfig(
             name="small",
@@ -51,6 +55,24 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
         MovingDigitsConfig(
             name="standard",
             description="20 frames of 64x64, two 28x28 digits: Moving MNIST's shape.",
+        ),
+        MovingDigitsConfig(
+            name="small_stochastic",
+            description="As small, with a new random direction at every bounce "
+            "(Stochastic Moving MNIST, Denton & Fergus 2018).",
+            frame_size=32,
+            num_frames=10,
+            digit_size=14,
+            speed=1.8,
+            train_clips=2_000,
+            test_clips=400,
+            stochastic=True,
+        ),
+        MovingDigitsConfig(
+            name="standard_stochastic",
+            description="As standard, with a new random direction at every bounce "
+            "(Stochastic Moving MNIST, Denton & Fergus 2018).",
+            stochastic=True,
         ),
     ]
 
@@ -67,6 +89,9 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
                     ),
                     "velocity": tfds.features.Tensor(
                         shape=(config.num_digits, 2), dtype=np.float32
+                    ),
+                    "bounces": tfds.features.Tensor(
+                        shape=(config.num_digits, config.num_frames), dtype=np.bool_
                     ),
                 }
             ),
@@ -92,6 +117,7 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
             speed=config.speed,
             split=split,
             seed=0 if split == "train" else 1,
+            stochastic=config.stochastic,
         )
         for start in range(0, num_clips, 256):
             count = min(256, num_clips - start)
@@ -104,5 +130,6 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
                         "video": videos[offset],
                         "labels": info["labels"][offset].astype(np.int64),
                         "velocity": info["velocity"][offset].astype(np.float32),
+                        "bounces": info["bounces"][offset],
                     },
                 )
