@@ -143,6 +143,13 @@ def build_parser():
     )
     train.add_argument("--beta", type=_non_negative_float, default=1.0)
     train.add_argument(
+        "--free-bits",
+        type=_non_negative_float,
+        default=0.0,
+        help="nats per latent channel the loss does not charge (free bits, Kingma "
+        "et al. 2016; 0: the plain ELBO), so no channel is squeezed to nothing",
+    )
+    train.add_argument(
         "--kl-anneal",
         choices=("none", "linear", "cyclical"),
         default="none",

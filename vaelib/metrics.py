@@ -271,19 +271,7 @@ def active_units(model, data, threshold=0.01, batch_size=64):
 
 
 def _kl_per_channel(model, z_mean, *gaussians):
-    """`(batch, channels)`: each example's KL in each latent channel, in nats.
-
-    `model.kl_loss` sums over every non-batch axis; moving the channel axis
-    into the batch makes it sum over one channel's positions only.
-    """
-    batch, channels = z_mean.shape[0], z_mean.shape[-1]
-    positions = int(np.prod(z_mean.shape[1:-1], dtype="int64"))
-    by_channel = [
-        ops.reshape(ops.moveaxis(ops.cast(t, "float32"), -1, 0), (-1, positions))
-        for t in (z_mean, *gaussians)
-    ]
-    kl = ops.convert_to_numpy(model.kl_loss(*by_channel))
-    return kl.reshape(channels, batch).T
+    return ops.convert_to_numpy(model.kl_per_channel(z_mean, *gaussians))
 
 
 def _units(means, kls, threshold):

@@ -190,7 +190,7 @@ def check_model_and_data(args):
 def build_architecture(args, data_shape):
     """A new model of `--model` with the size options (or their defaults)."""
     classes = _classes()
-    common = dict(input_shape=data_shape, seed=args.seed)
+    common = dict(input_shape=data_shape, seed=args.seed, free_bits=args.free_bits)
     if args.model in VIDEO_MODELS:
         common.update(
             latent_dim=args.latent_dim or 8,
@@ -233,6 +233,7 @@ def build_model(args, data_shape, saved=None):
             )
         config = saved.get_config()
         config["seed"] = args.seed
+        config["free_bits"] = args.free_bits
         model = type(saved).from_config(config)
         model.set_weights(saved.get_weights())
     else:

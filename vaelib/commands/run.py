@@ -90,6 +90,7 @@ def train(args):
             "architecture": type(model).__name__,
             "config": _sizes(model),
             "beta": args.beta,
+            "free_bits": args.free_bits,
             "epochs": args.epochs,
             "resumed_from_epoch": result.initial_epoch,
             "init_weights": args.init_weights and str(args.init_weights),

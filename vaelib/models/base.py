@@ -41,6 +41,13 @@ class VAE(keras.Model):
         beta: Initial weight of the KL term. Stored in a non-trainable
             variable, `model.beta`, which a callback may `assign` during `fit`
             (KL annealing).
+        free_bits: Nats per latent channel that training does not charge
+            (Kingma et al., 2016): the KL term of the loss becomes
+            `sum_c max(free_bits, E_batch[KL_c])`, with `KL_c` the KL of
+            channel `c` summed over its positions (and frames), so squeezing
+            a channel below `free_bits` saves nothing and it stays in use.
+            0 (the default) is the plain ELBO. The reported `kl` is always
+            the true KL, and `elbo` ignores it.
         seed: Optional integer seed of the sampling noise.
         **kwargs: Standard `keras.Model` arguments (`name`, ...).
 
@@ -74,6 +81,7 @@ class VAE(keras.Model):
         decoder_log_var=0.0,
         beta=1.0,
         seed=None,
+        free_bits=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -91,6 +99,7 @@ class VAE(keras.Model):
                     f"Received: {name} of type {type(network).__name__}"
                 )
         decoder_log_var = _arguments.finite_float("decoder_log_var", decoder_log_var)
+        self.free_bits = _arguments.finite_float("free_bits", free_bits, minimum=0)
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihood
@@ -149,6 +158,25 @@ class VAE(keras.Model):
             ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
         )
 
+    def kl_per_channel(self, z_mean, z_log_var, *prior):
+        """`(batch, channels)`: each example's KL in each latent channel, nats.
+
+        A channel is the last axis of the latent (a dimension of a vector
+        latent, a channel of a latent map); its KL is summed over positions
+        and frames. The channels' KLs add up to `kl_loss`. `kl_loss` sums over
+        every non-batch axis; moving the channel axis into the batch makes it
+        sum over one channel's positions only, so a model's own `kl_loss`
+        (a learned prior's included, with its `prior` parameters) is used.
+        """
+        channels = z_mean.shape[-1]
+        positions = int(np.prod(z_mean.shape[1:-1], dtype="int64"))
+        by_channel = [
+            ops.reshape(ops.moveaxis(ops.cast(t, "float32"), -1, 0), (-1, positions))
+            for t in (z_mean, z_log_var, *prior)
+        ]
+        kl = self.kl_loss(*by_channel)
+        return ops.transpose(ops.reshape(kl, (channels, -1)))
+
     def prior_log_prob(self, z, decoder_output=None):
         """`log p(z)` per example, in nats, float32: here the prior N(0, I).
 
@@ -167,14 +195,23 @@ class VAE(keras.Model):
         decoder_output, *gaussians = y_pred
         reconstruction = self.reconstruction_loss(x, decoder_output)
         kl = self.kl_loss(*gaussians)
-        per_example = reconstruction + self.beta * kl
         if sample_weight is None:
-            loss = ops.mean(per_example)
+            batch_mean = ops.mean
         else:
             sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-            loss = ops.sum(per_example * sample_weight) / ops.maximum(
-                ops.sum(sample_weight), 1e-12
-            )
+            weights = sample_weight / ops.maximum(ops.sum(sample_weight), 1e-12)
+
+            def batch_mean(values, axis=0):
+                shape = (-1,) + (1,) * (len(values.shape) - 1)
+                return ops.sum(values * ops.reshape(weights, shape), axis=0)
+
+        if self.free_bits > 0:
+            # sum_c max(lambda, E_batch[KL_c]): no gradient below the floor
+            per_channel = batch_mean(self.kl_per_channel(*gaussians), axis=0)
+            charged = ops.sum(ops.maximum(per_channel, self.free_bits))
+        else:
+            charged = batch_mean(kl, axis=0)
+        loss = batch_mean(reconstruction, axis=0) + self.beta * charged
         self.reconstruction_tracker.update_state(
             reconstruction, sample_weight=sample_weight
         )
@@ -293,6 +330,7 @@ class VAE(keras.Model):
                 "decoder_log_var": self.decoder_log_var,
                 "beta": float(ops.convert_to_numpy(self.beta)),
                 "seed": self.seed,
+                "free_bits": self.free_bits,
             }
         )
         return config
