@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops
 
 from vaelib import _arguments, losses
+from vaelib.models.base import run_in_batches
 
 
 def iwae_log_likelihood(model, x, k=100, seed=None, chunk_size=None):
@@ -262,16 +263,9 @@ def active_units(model, data, threshold=0.01, batch_size=64):
             "Expected at least two examples: activity is a variance over inputs. "
             f"Received: {len(data)}"
         )
-    means, kls = [], []
-    for start in range(0, len(data), batch_size):
-        _, z_mean, *gaussians = model(data[start : start + batch_size], training=False)
-        means.append(ops.convert_to_numpy(ops.cast(z_mean, "float32")))
-        kls.append(_kl_per_channel(model, z_mean, *gaussians))
-    return _units(np.concatenate(means), np.concatenate(kls), threshold)
-
-
-def _kl_per_channel(model, z_mean, *gaussians):
-    return ops.convert_to_numpy(model.kl_per_channel(z_mean, *gaussians))
+    _, z_mean, *gaussians = run_in_batches(model, data, batch_size)
+    kls = ops.convert_to_numpy(model.kl_per_channel(z_mean, *gaussians))
+    return _units(z_mean.astype("float32"), kls, threshold)
 
 
 def _units(means, kls, threshold):
@@ -336,48 +330,37 @@ def evaluate_video(model, clips, batch_size=16, classifier="auto"):
             f"Expected clips (n, frames, h, w, c). Received: {clips.shape}"
         )
     classifier = _classifier_for(tuple(clips.shape[2:]), classifier)
-    bce, kl, psnr_values, ssim_values, reconstructions = [], [], [], [], []
-    means, channel_kls = [], []
-    for start in range(0, len(clips), batch_size):
-        batch = clips[start : start + batch_size]
-        # (z_mean, z_log_var), and the prior's mean and log-variance for a
-        # model with a learned prior (`LearnedPriorVAE`)
-        logits, z_mean, *gaussians = model(batch, training=False)
-        clips_in_batch, frames = batch.shape[:2]
-        # (clips * frames, ...): one "example" per frame, so the losses are per frame
-        by_frame = [
-            ops.reshape(t, (clips_in_batch * frames,) + tuple(t.shape[2:]))
-            for t in (ops.convert_to_tensor(batch), ops.cast(logits, "float32"))
-        ]
-        bce.append(
-            ops.convert_to_numpy(losses.bernoulli_nll(*by_frame)).reshape(-1, frames)
-        )
-        latents = [
-            ops.reshape(t, (clips_in_batch * frames, -1)) for t in (z_mean, *gaussians)
-        ]
-        kl.append(ops.convert_to_numpy(model.kl_loss(*latents)).reshape(-1, frames))
-        means.append(ops.convert_to_numpy(ops.cast(z_mean, "float32")))
-        channel_kls.append(_kl_per_channel(model, z_mean, *gaussians))
-        reconstruction = np.clip(
-            ops.convert_to_numpy(ops.cast(model.decode(z_mean), "float32")), 0, 1
-        )
-        psnr_values.append(psnr(batch, reconstruction))
-        ssim_values.append(ssim(batch, reconstruction))
-        if classifier is not None:
-            reconstructions.append(reconstruction)
+    # (z_mean, z_log_var), and the prior's mean and log-variance for a model
+    # with a learned prior (`LearnedPriorVAE`); compiled on JAX
+    logits, z_mean, *gaussians = run_in_batches(model, clips, batch_size)
+    reconstructions = np.clip(
+        ops.convert_to_numpy(
+            model.mean_of(run_in_batches(model.decoder, z_mean, batch_size))
+        ),
+        0,
+        1,
+    )
+    num_clips, frames = clips.shape[:2]
+    # (clips * frames, ...): one "example" per frame, so the losses are per frame
+    by_frame = [
+        np.reshape(t, (num_clips * frames,) + t.shape[2:]).astype("float32")
+        for t in (clips, logits)
+    ]
+    bce = ops.convert_to_numpy(losses.bernoulli_nll(*by_frame)).reshape(-1, frames)
+    latents = [np.reshape(t, (num_clips * frames, -1)) for t in (z_mean, *gaussians)]
+    kl = ops.convert_to_numpy(model.kl_loss(*latents)).reshape(-1, frames)
     report = {
-        "bce": np.concatenate(bce).mean(axis=0),
-        "psnr": np.concatenate(psnr_values).mean(axis=0),
-        "ssim": np.concatenate(ssim_values).mean(axis=0),
-        "kl": np.concatenate(kl).mean(axis=0),
+        "bce": bce.mean(axis=0),
+        "psnr": psnr(clips, reconstructions).mean(axis=0),
+        "ssim": ssim(clips, reconstructions).mean(axis=0),
+        "kl": kl.mean(axis=0),
     }
     if classifier is not None:
-        report["identity"] = reconstruction_identity(
-            clips, np.concatenate(reconstructions), classifier
-        )
+        report["identity"] = reconstruction_identity(clips, reconstructions, classifier)
     report["mean"] = {name: float(values.mean()) for name, values in report.items()}
     if len(clips) >= 2:
-        units = _units(np.concatenate(means), np.concatenate(channel_kls), 0.01)
+        channel_kls = ops.convert_to_numpy(model.kl_per_channel(z_mean, *gaussians))
+        units = _units(z_mean.astype("float32"), channel_kls, 0.01)
         report["active_units"] = units["num_active"]
         report["latent_channels"] = len(units["active"])
     return report

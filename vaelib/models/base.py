@@ -14,6 +14,36 @@ from vaelib.layers import Sampling
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
+def run_in_batches(network, x, batch_size):
+    """`network(x, training=False)` batch by batch, as numpy arrays.
+
+    On JAX a Keras call runs eagerly, op by op from Python, and a ConvLSTM's
+    time loop is slow that way (`evaluate_video` took 41.6 s on 200 clips
+    against 4.2 s on TensorFlow); `predict_on_batch` runs it as one compiled
+    XLA program. Every batch is padded to `batch_size` so that it compiles
+    once. TensorFlow's eager ops are already fast: there the network is
+    called directly. Outputs keep the network's structure (a tensor, or a
+    tuple of them), each concatenated over the batches.
+    """
+    batch_size = _arguments.positive_int("batch_size", batch_size)
+    compiled = keras.backend.backend() == "jax"
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        batch = x[start : start + batch_size]
+        count = len(batch)
+        if compiled:
+            if count < batch_size and len(x) > batch_size:
+                padding = np.zeros((batch_size - count,) + batch.shape[1:], batch.dtype)
+                batch = np.concatenate([batch, padding])
+            result = network.predict_on_batch(batch)
+        else:
+            result = network(batch, training=False)
+        result = result if isinstance(result, list | tuple) else (result,)
+        outputs.append([np.asarray(ops.convert_to_numpy(t))[:count] for t in result])
+    joined = tuple(np.concatenate(parts) for parts in zip(*outputs, strict=True))
+    return joined if len(joined) > 1 else joined[0]
+
+
 @keras.saving.register_keras_serializable(package="vaelib")
 class VAE(keras.Model):
     """A variational autoencoder trained by maximising the ELBO with `fit`.
@@ -283,7 +313,15 @@ class VAE(keras.Model):
 
     def decode(self, z):
         """Returns the mean of p(x | z): probabilities (Bernoulli) or means."""
-        output = ops.cast(self.decoder(z, training=False), "float32")
+        return self.mean_of(self.decoder(z, training=False))
+
+    def mean_of(self, decoder_output):
+        """The mean of p(x | z) from the decoder's output, in float32.
+
+        Bernoulli pixels: `sigmoid(logits)`, the probabilities; Gaussian
+        pixels: the output itself.
+        """
+        output = ops.cast(decoder_output, "float32")
         if self.likelihood == "bernoulli":
             return ops.sigmoid(output)
         return output
