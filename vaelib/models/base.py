@@ -368,9 +368,11 @@ class VAE(keras.Model):
                 "decoder_log_var": self.decoder_log_var,
                 "beta": float(ops.convert_to_numpy(self.beta)),
                 "seed": self.seed,
-                "free_bits": self.free_bits,
             }
         )
+        if self.free_bits:
+            # only when used: a file without it loads in vaelib before free_bits
+            config["free_bits"] = self.free_bits
         return config
 
     @classmethod
