@@ -11,6 +11,13 @@ if [ -z "${VAELIB_MNIST:-}" ] && [ -f ../shared/data/mnist.npz ]; then
 fi
 python=${PYTHON:-python}
 
+# bash tests/run.sh --raised [NN ...]: every notebook (or notebooks NN) with the
+# raised parameters its parameters cell names, instead of the default tests.
+if [ "${1:-}" = "--raised" ]; then
+  shift
+  KERAS_BACKEND=tensorflow exec "$python" tests/raised_parameters.py "$@"
+fi
+
 for backend in tensorflow jax; do
   echo "== unit tests, KERAS_BACKEND=$backend"
   # JAX runs most of these tests' small ops one by one from Python, on one

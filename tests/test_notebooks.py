@@ -67,3 +67,12 @@ def test_stored_outputs_come_from_one_clean_run(path):
     ]
     # a release-style exercise stub may raise NotImplementedError by design
     assert set(errors) <= {"NotImplementedError"}, f"{path.name}: {errors}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_parameters_cell_names_its_raised_setting(path):
+    # tests/raised_parameters.py runs every notebook with these values
+    from raised_parameters import raised_parameters
+
+    raised = raised_parameters(path)
+    assert raised, f"{path.name}: no raised parameters"
