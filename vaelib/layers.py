@@ -433,3 +433,188 @@ class PerFrame(keras.layers.Wrapper):
     def compute_output_shape(self, input_shape):
         inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
         return (input_shape[0], input_shape[1]) + tuple(inner[1:])
+
+
+def _same_padding(size, kernel, stride):
+    """(before, after) zeros that give a 'same' convolution, as Keras pads."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+@keras.saving.register_keras_serializable(package="vaelib")
+class CausalConv3D(keras.layers.Layer):
+    """A 3-D convolution over (time, height, width) that never looks ahead in time.
+
+    Output frame `j` is computed from input frames up to `j * strides_t` only:
+    the input is padded with `kernel_t - 1` frames *before* the first one and
+    none after, so a frame's output cannot depend on what comes later. Space
+    is padded as a `"same"` convolution. This is the convolution of the
+    causal 3-D VAEs that latent video diffusion models encode their clips
+    with (CogVideoX, HunyuanVideo, Wan, Open-Sora).
+
+    `padding_mode="replicate"` (the default) pads with copies of the first
+    frame, as CogVideoX's causal convolution does: a one-frame clip then looks
+    like a still video, so an image is encoded as a video of one frame.
+    `"zeros"` pads with black frames (what the digits' background is anyway).
+
+    Causal padding makes streaming exact. `stream(chunk, cache)` convolves one
+    chunk given the last `kernel_t - 1` (padded) input frames before it and
+    returns the cache for the next chunk: the outputs of consecutive chunks,
+    concatenated, are the output of the whole clip, while only `kernel_t - 1`
+    frames per layer are kept in memory. Chunks must hold a multiple of
+    `strides_t` frames (the last one excepted).
+
+    Args:
+        filters: Output channels.
+        kernel_size: `k` or `(k_t, k_h, k_w)`.
+        strides: `s` or `(s_t, s_h, s_w)`.
+        padding_mode: `"replicate"` or `"zeros"`: what the `k_t - 1` frames
+            before the first frame are.
+        activation: A Keras activation (name or function), or None.
+        use_bias: Add a bias per filter.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Input shape:
+        `(batch, frames, height, width, channels)`.
+
+    Output shape:
+        `(batch, ceil(frames / s_t), ceil(height / s_h), ceil(width / s_w),
+        filters)`.
+
+    Example:
+
+    >>> layer = CausalConv3D(4, 3)
+    >>> tuple(layer(keras.ops.zeros((2, 5, 8, 8, 1))).shape)
+    (2, 5, 8, 8, 4)
+
+    Introduced in: issue 29 (the causal 3-D VAE of notebook 12, to come).
+    """
+
+    PADDING_MODES = ("replicate", "zeros")
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        strides=1,
+        padding_mode="replicate",
+        activation=None,
+        use_bias=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = _arguments.positive_int("filters", filters)
+        self.kernel_size = _triple("kernel_size", kernel_size)
+        self.strides = _triple("strides", strides)
+        if padding_mode not in self.PADDING_MODES:
+            raise ValueError(
+                f"Expected padding_mode in {self.PADDING_MODES}. "
+                f"Received: padding_mode={padding_mode!r}"
+            )
+        self.padding_mode = padding_mode
+        self.activation = keras.activations.get(activation)
+        self.use_bias = _arguments.boolean("use_bias", use_bias)
+        self.input_spec = keras.layers.InputSpec(ndim=5)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(
+                "CausalConv3D needs known channels. "
+                f"Received: input_shape={input_shape}"
+            )
+        self.kernel = self.add_weight(
+            shape=self.kernel_size + (channels, self.filters),
+            initializer="glorot_uniform",
+            name="kernel",
+        )
+        self.bias = (
+            self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
+            if self.use_bias
+            else None
+        )
+
+    def _history(self, x):
+        """The `k_t - 1` frames that come before the clip's first frame."""
+        before = self.kernel_size[0] - 1
+        first = x[:, :1]
+        if self.padding_mode == "zeros":
+            first = ops.zeros_like(first)
+        return ops.repeat(first, before, axis=1)
+
+    def _convolve(self, padded_in_time):
+        """A 'valid' convolution in time over frames that already hold the past."""
+        x = padded_in_time
+        spatial = [
+            _same_padding(size, kernel, stride)
+            for size, kernel, stride in zip(
+                x.shape[2:4], self.kernel_size[1:], self.strides[1:], strict=True
+            )
+        ]
+        x = ops.pad(x, [(0, 0), (0, 0), *spatial, (0, 0)])
+        kernel = ops.cast(self.kernel, x.dtype)
+        y = ops.conv(x, kernel, strides=self.strides, padding="valid")
+        if self.bias is not None:
+            y = y + ops.cast(self.bias, y.dtype)
+        return self.activation(y)
+
+    def call(self, inputs):
+        if self.kernel_size[0] == 1:
+            return self._convolve(inputs)
+        return self._convolve(ops.concatenate([self._history(inputs), inputs], axis=1))
+
+    def stream(self, chunk, cache=None):
+        """Convolves one chunk of a clip; returns `(output, cache)`.
+
+        Args:
+            chunk: `(batch, frames, height, width, channels)`, the next frames.
+            cache: What the previous call returned, or None for the first
+                chunk of a clip.
+
+        Returns:
+            The output frames of this chunk, and the cache to pass with the
+            next one (the last `k_t - 1` input frames, padding included).
+        """
+        before = self.kernel_size[0] - 1
+        if before == 0:
+            return self(chunk), None
+        history = self._history(chunk) if cache is None else cache
+        padded = ops.concatenate([ops.cast(history, chunk.dtype), chunk], axis=1)
+        if not self.built:
+            self.build(chunk.shape)
+        return self._convolve(padded), padded[:, -before:]
+
+    def compute_output_shape(self, input_shape):
+        sizes = [
+            None if size is None else -(-size // stride)
+            for size, stride in zip(input_shape[1:4], self.strides, strict=True)
+        ]
+        return (input_shape[0], *sizes, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding_mode": self.padding_mode,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+            }
+        )
+        return config
+
+
+def _triple(name, value):
+    """`k` or `(k_t, k_h, k_w)` as a tuple of three positive integers."""
+    values = _arguments.positive_ints(name, value)
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise ValueError(
+            f"Expected {name} as one integer or three (time, height, width). "
+            f"Received: {name}={value!r}"
+        )
+    return tuple(values)
