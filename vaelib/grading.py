@@ -40,6 +40,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import warnings
@@ -258,6 +259,12 @@ def grade_submissions(
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     previous_seed = os.environ.get(GRADING_SEED_VARIABLE)
     os.environ[GRADING_SEED_VARIABLE] = str(seed)
+    previous_path = os.environ.get("PATH")
+    # nbgrader runs the `alembic` script by name: find it beside this Python
+    # even when its environment is not activated (python given by full path)
+    os.environ["PATH"] = os.pathsep.join(
+        [sysconfig.get_path("scripts"), *filter(None, [previous_path])]
+    )
     config = _config(workdir, course, timeout, notebook_timeout)
     config.Autograde.autograde_preprocessors = [
         _isolated_execute_class(),
@@ -276,6 +283,10 @@ def grade_submissions(
             os.environ.pop(GRADING_SEED_VARIABLE, None)
         else:
             os.environ[GRADING_SEED_VARIABLE] = previous_seed
+        if previous_path is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = previous_path
 
     with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gradebook:
         for student, assignment in pairs:
