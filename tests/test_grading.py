@@ -432,3 +432,23 @@ def test_grade_exits_2_with_one_line_when_it_cannot_run(tmp_path, capsys):
     _submit(tmp_path / "unknown", "ada", "99_nothing", _notebook("release", A1))
     assert main(["grade", str(tmp_path / "unknown"), "--out", "x.csv"]) == 2
     assert "no source for assignment(s) 99_nothing" in capsys.readouterr().err
+
+
+def test_a_submission_s_symbolic_links_are_not_followed(tmp_path):
+    from vaelib.grading import copy_submission
+
+    secret = tmp_path / "solutions.ipynb"
+    secret.write_text("the reference solution")
+    submission = tmp_path / "submitted" / "alice" / "a1"
+    (submission / "data").mkdir(parents=True)
+    (submission / "a1.ipynb").write_text("{}")
+    (submission / "data" / "clips.npz").write_bytes(b"\x00")
+    (submission / "peek.ipynb").symlink_to(secret)
+    (submission / "data" / "everything").symlink_to(tmp_path, target_is_directory=True)
+    refused = copy_submission(submission, tmp_path / "copy")
+    assert refused == ["data/everything", "peek.ipynb"]
+    copied = sorted(
+        str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*")
+    )
+    assert copied == ["a1.ipynb", "data", "data/clips.npz"]
+    assert not any(p.is_symlink() for p in (tmp_path / "copy").rglob("*"))

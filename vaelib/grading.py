@@ -189,6 +189,30 @@ def _cell_scores(gradebook, assignment_id, student_id):
     return scores
 
 
+def copy_submission(source, destination):
+    """Copies a submission's folder without following or keeping symbolic links.
+
+    A link in a submission could point anywhere on the grader's machine (the
+    solutions, another student's work, a device), and `shutil.copytree`
+    would copy what it points to. Links are left out, files and folders
+    copied. Returns the links refused, relative to `source`.
+    """
+    source = pathlib.Path(source)
+    refused = []
+
+    def links(folder, names):
+        skipped = [name for name in names if os.path.islink(os.path.join(folder, name))]
+        refused.extend(
+            str(pathlib.Path(folder, name).relative_to(source)) for name in skipped
+        )
+        return skipped
+
+    if source.is_symlink():
+        return ["."]
+    shutil.copytree(source, destination, ignore=links)
+    return sorted(refused)
+
+
 def grade_submissions(
     submitted,
     out,
@@ -251,10 +275,12 @@ def grade_submissions(
     for assignment in assignments:
         shutil.copytree(course / "source" / assignment, workdir / "source" / assignment)
     for student, assignment in pairs:
-        shutil.copytree(
+        refused = copy_submission(
             pathlib.Path(submitted) / student / assignment,
             workdir / "submitted" / student / assignment,
         )
+        for path in refused:
+            log(f"{student}/{assignment}: refused the symbolic link {path}")
 
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     previous_seed = os.environ.get(GRADING_SEED_VARIABLE)
