@@ -337,3 +337,48 @@ def test_the_image_vae_check_logs_no_fallback_warning(caplog):
     with pytest.raises(AssertionError):
         checks.check_trained_image_vae(conv_vae(latent_dim=2, seed=0))
     assert not [r for r in caplog.records if r.name == "vaelib.data.digits"]
+
+
+def test_check_written_by_hand_judges_what_is_reached():
+    import vaelib.layers as vl
+    import vaelib.losses as library_losses
+
+    # an honest alias to an allowed building block passes (issue 28, point 7)
+    namespace = {"vl": vl, "keras": keras}
+    exec(
+        "def build(frames):\n"
+        "    return vl.PerFrame(keras.layers.Conv2D(4, 3))(frames)\n",
+        namespace,
+    )
+    assert "written by hand" in checks.check_written_by_hand(
+        namespace["build"], allowed=("PerFrame",)
+    )
+    # the same alias to what must be written fails
+    namespace = {"kl": library_losses}
+    exec("def loss(m, v):\n    return kl.gaussian_kl(m, v)\n", namespace)
+    _fails_with(checks.check_written_by_hand, namespace["loss"], "gaussian_kl")
+
+    # a subclass of vaelib's layer, a default argument, a closure
+    class MySampling(Sampling):
+        pass
+
+    _fails_with(checks.check_written_by_hand, MySampling, "Sampling")
+
+    def with_default(z_mean, z_log_var, kl=gaussian_kl):
+        return kl(z_mean, z_log_var)
+
+    _fails_with(checks.check_written_by_hand, with_default, "gaussian_kl")
+
+    def wrap(function):
+        def loss(z_mean, z_log_var):
+            return function(z_mean, z_log_var)
+
+        return loss
+
+    _fails_with(checks.check_written_by_hand, wrap(gaussian_kl), "gaussian_kl")
+
+    # and a closure over the student's own function passes
+    def own(z_mean, z_log_var):
+        return ops.sum(ops.square(z_mean) + ops.exp(z_log_var), axis=1)
+
+    assert "written by hand" in checks.check_written_by_hand(wrap(own))

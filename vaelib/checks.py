@@ -37,6 +37,7 @@ course/INSTRUCTORS.md.
 Introduced in: course/assignments/
 """
 
+import dis
 import inspect
 import logging
 import math
@@ -176,14 +177,30 @@ def _check_gradient(gradient, expected, name, what, hint):
         _fail(f"The gradient of {name} with respect to {what} is wrong: {hint}.")
 
 
+def _attributes_loaded_from(code, symbol):
+    """The attribute names `code` loads from the global `symbol` (`symbol.x`)."""
+    instructions = list(dis.get_instructions(code))
+    for before, after in zip(instructions, instructions[1:], strict=False):
+        if (
+            before.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+            and before.argval == symbol
+            and after.opname in ("LOAD_ATTR", "LOAD_METHOD")
+        ):
+            yield after.argval
+
+
 def check_written_by_hand(*answers, allowed=()):
     """Checks that no answer is, or calls by name, `vaelib`'s own version.
 
     For assignments whose point is to write a piece by hand: an answer that is
     `vaelib.layers.Sampling`, `vaelib.losses.gaussian_kl` or a model builder
-    from `vaelib.models`, or whose code refers to one of them, fails. Names
-    reached some other way (through `importlib`, say) are not detected: the
-    instructor reads the code.
+    from `vaelib.models` fails, and so does one that reaches one of them: by
+    name in its code, through a module (`import vaelib.losses as vl;
+    vl.gaussian_kl`, judged by the attribute used, so an alias to an allowed
+    building block passes), as a base class, a default argument or a
+    variable its closure keeps. Names reached some other way (through
+    `importlib` or `getattr` with a computed string, say) are not detected:
+    the instructor reads the code.
 
     Args:
         answers: Functions, classes or Keras layers written in the notebook.
@@ -211,6 +228,38 @@ def check_written_by_hand(*answers, allowed=()):
             yield code, namespace
             pending += [(c, namespace) for c in code.co_consts if inspect.iscode(c)]
 
+    def reached(answer):
+        """(name, value) pairs an answer holds besides the names in its code:
+        base classes, default arguments and the variables a closure keeps."""
+        if isinstance(answer, keras.layers.Layer):
+            answer = type(answer)
+        if inspect.isclass(answer):
+            for base in inspect.getmro(answer)[1:]:
+                yield base.__name__, base
+            for value in vars(answer).values():
+                yield from reached(value)
+            return
+        for value in getattr(answer, "__defaults__", None) or ():
+            yield getattr(value, "__name__", type(value).__name__), value
+        for key, value in (getattr(answer, "__kwdefaults__", None) or {}).items():
+            yield key, value
+        code = getattr(answer, "__code__", None)
+        for symbol, cell in zip(
+            getattr(code, "co_freevars", ()),
+            getattr(answer, "__closure__", None) or (),
+            strict=False,
+        ):
+            try:
+                yield symbol, cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+
+    def refuse(name, symbol, value):
+        _fail(
+            f"{name} uses vaelib's {getattr(value, '__name__', symbol)} "
+            f"({value.__module__}): this assignment asks you to write it yourself."
+        )
+
     for answer in answers:
         target = type(answer) if isinstance(answer, keras.layers.Layer) else answer
         name = getattr(target, "__name__", type(target).__name__)
@@ -219,15 +268,27 @@ def check_written_by_hand(*answers, allowed=()):
                 f"{name} is vaelib's own version ({target.__module__}): this "
                 "assignment asks you to write it yourself."
             )
+        for symbol, value in reached(answer):
+            allowed_name = getattr(value, "__name__", symbol) in allowed
+            if not allowed_name and not inspect.ismodule(value) and from_library(value):
+                refuse(name, symbol, value)
         for code, namespace in codes(answer):
             for symbol in code.co_names:
                 value = namespace.get(symbol)
                 if isinstance(value, types.ModuleType):
                     if value.__name__.startswith(library) or value.__name__ == "vaelib":
-                        _fail(
-                            f"{name} uses the module {value.__name__}: this "
-                            "assignment asks you to write the piece yourself."
-                        )
+                        # judge what is reached through the module (an alias
+                        # such as `import vaelib.layers as vl` included): the
+                        # attributes the code loads from it
+                        for attribute in _attributes_loaded_from(code, symbol):
+                            reached_value = getattr(value, attribute, None)
+                            if (
+                                attribute not in allowed
+                                and reached_value is not None
+                                and not inspect.ismodule(reached_value)
+                                and from_library(reached_value)
+                            ):
+                                refuse(name, attribute, reached_value)
                 elif symbol in allowed:
                     continue
                 elif value is not None and from_library(value):
