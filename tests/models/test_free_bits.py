@@ -61,24 +61,15 @@ def test_sample_weights_weight_the_batch_means():
 @pytest.mark.parametrize("build", ["convlstm", "learned_prior"])
 def test_kl_per_channel_adds_up_to_the_models_kl(build):
     clips = np.random.default_rng(2).random((3, 4, 16, 16, 1)).astype("float32")
-    if build == "convlstm":
-        model = convlstm_vae(
-            input_shape=(4, 16, 16, 1),
-            latent_dim=3,
-            filters=(4,),
-            lstm_filters=4,
-            seed=0,
-            free_bits=1.0,
-        )
-    else:
-        model = learned_prior_vae(
-            input_shape=(4, 16, 16, 1),
-            latent_dim=3,
-            filters=(4,),
-            lstm_filters=4,
-            seed=0,
-            free_bits=1.0,
-        )
+    builder = convlstm_vae if build == "convlstm" else learned_prior_vae
+    model = builder(
+        input_shape=(4, 16, 16, 1),
+        latent_dim=3,
+        filters=(4,),
+        lstm_filters=4,
+        seed=0,
+        free_bits=1.0,
+    )
     _, *gaussians = _outputs(model, clips)
     per_channel = keras.ops.convert_to_numpy(model.kl_per_channel(*gaussians))
     assert per_channel.shape == (3, 3)

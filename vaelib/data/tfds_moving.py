@@ -41,38 +41,32 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
         "1.0.0": "First release.",
         "1.1.0": "Stochastic configs: a new direction at every bounce.",
     }
+    _SMALL = MovingDigitsConfig(
+        name="small",
+        description="32x32 frames, 10 frames, two 14x14 digits: for a laptop CPU.",
+        frame_size=32,
+        num_frames=10,
+        digit_size=14,
+        speed=1.8,
+        train_clips=2_000,
+        test_clips=400,
+    )
+    _STANDARD = MovingDigitsConfig(
+        name="standard",
+        description="20 frames of 64x64, two 28x28 digits: Moving MNIST's shape.",
+    )
     BUILDER_CONFIGS = [
-        MovingDigitsConfig(
-            name="small",
-            description="32x32 frames, 10 frames, two 14x14 digits: for a laptop CPU.",
-            frame_size=32,
-            num_frames=10,
-            digit_size=14,
-            speed=1.8,
-            train_clips=2_000,
-            test_clips=400,
-        ),
-        MovingDigitsConfig(
-            name="standard",
-            description="20 frames of 64x64, two 28x28 digits: Moving MNIST's shape.",
-        ),
-        MovingDigitsConfig(
-            name="small_stochastic",
-            description="As small, with a new random direction at every bounce "
-            "(Stochastic Moving MNIST, Denton & Fergus 2018).",
-            frame_size=32,
-            num_frames=10,
-            digit_size=14,
-            speed=1.8,
-            train_clips=2_000,
-            test_clips=400,
-            stochastic=True,
-        ),
-        MovingDigitsConfig(
-            name="standard_stochastic",
-            description="As standard, with a new random direction at every bounce "
-            "(Stochastic Moving MNIST, Denton & Fergus 2018).",
-            stochastic=True,
+        _SMALL,
+        _STANDARD,
+        *(
+            dataclasses.replace(
+                config,
+                name=f"{config.name}_stochastic",
+                description=f"As {config.name}, with a new random direction at "
+                "every bounce (Stochastic Moving MNIST, Denton & Fergus 2018).",
+                stochastic=True,
+            )
+            for config in (_SMALL, _STANDARD)
         ),
     ]
 
