@@ -156,6 +156,7 @@ def test_each_builder_takes_exactly_its_class_arguments():
         models.convlstm_vae: models.ConvLSTMVAE,
         models.convlstm_predictor: models.ConvLSTMPredictor,
         models.learned_prior_vae: models.LearnedPriorVAE,
+        models.causal_video_vae: models.CausalVideoVAE,
     }
     for builder, cls in pairs.items():
         wanted = [

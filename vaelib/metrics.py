@@ -315,7 +315,8 @@ def evaluate_video(model, clips, batch_size=16, classifier="auto"):
         A dict of numpy arrays of shape `(num_frames,)`, averaged over clips:
         `bce` (Bernoulli NLL of the frame given one posterior sample, nats),
         `psnr` (dB) and `ssim` of the posterior-mean reconstruction, `kl`
-        (nats per frame) and, with a classifier, `identity`
+        (nats per frame; for a model that compresses time, the clip's KL
+        divided evenly over its frames) and, with a classifier, `identity`
         (`reconstruction_identity`: the share of clips whose digits the
         reconstruction keeps); `"mean"`, a dict of their averages over
         frames; and `active_units` and `latent_channels`, ints
@@ -347,8 +348,15 @@ def evaluate_video(model, clips, batch_size=16, classifier="auto"):
         for t in (clips, logits)
     ]
     bce = ops.convert_to_numpy(losses.bernoulli_nll(*by_frame)).reshape(-1, frames)
-    latents = [np.reshape(t, (num_clips * frames, -1)) for t in (z_mean, *gaussians)]
-    kl = ops.convert_to_numpy(model.kl_loss(*latents)).reshape(-1, frames)
+    latent_frames = z_mean.shape[1]
+    latents = [
+        np.reshape(t, (num_clips * latent_frames, -1)) for t in (z_mean, *gaussians)
+    ]
+    kl = ops.convert_to_numpy(model.kl_loss(*latents)).reshape(-1, latent_frames)
+    if latent_frames != frames:
+        # time compressed (`CausalVideoVAE`): a latent frame covers several
+        # frames, so each frame is charged the clip's KL per frame
+        kl = np.repeat(kl.sum(axis=1, keepdims=True) / frames, frames, axis=1)
     report = {
         "bce": bce.mean(axis=0),
         "psnr": psnr(clips, reconstructions).mean(axis=0),

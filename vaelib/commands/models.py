@@ -10,7 +10,7 @@ import sys
 from vaelib.commands.arguments import UsageError
 
 IMAGE_MODELS = ("mlp", "conv")
-VIDEO_MODELS = ("framewise", "convlstm", "predictor", "learned-prior")
+VIDEO_MODELS = ("framewise", "convlstm", "predictor", "learned-prior", "causal3d")
 MODELS = IMAGE_MODELS + VIDEO_MODELS
 
 # Size options of `train`, by the config key they set.
@@ -34,6 +34,7 @@ def _classes():
         "convlstm": models.ConvLSTMVAE,
         "predictor": models.ConvLSTMPredictor,
         "learned-prior": models.LearnedPriorVAE,
+        "causal3d": models.CausalVideoVAE,
     }
 
 
@@ -151,7 +152,8 @@ def check_model_and_data(args):
     video = args.model in VIDEO_MODELS
     args.data = args.data or ("moving-digits" if video else "digits")
     args.frame_size = args.frame_size or 64
-    args.num_frames = args.num_frames or 20
+    # a causal 3-D VAE takes the first frame alone, then groups of 4: 1 + 4k
+    args.num_frames = args.num_frames or (17 if args.model == "causal3d" else 20)
     if video != (args.data == "moving-digits"):
         wanted = "--data moving-digits" if video else "--data digits or --data mnist"
         raise UsageError(f"--model {args.model} needs {wanted}")
@@ -173,6 +175,13 @@ def check_model_and_data(args):
         raise UsageError("--skip applies to --model convlstm or predictor")
     if args.decoder_convs not in (None, 1) and not video:
         raise UsageError("--decoder-convs applies to the video models")
+    if args.model == "causal3d" and (args.num_frames - 1) % 4:
+        raise UsageError(
+            "--model causal3d needs --num-frames = 1 + a multiple of 4 (the first "
+            f"frame alone, then groups of 4), e.g. 17 or 21; got {args.num_frames}"
+        )
+    if args.model == "causal3d" and args.decoder_convs not in (None, 1):
+        raise UsageError("--decoder-convs applies to the ConvLSTM and framewise models")
     if args.model == "predictor" and args.num_frames < 2:
         raise UsageError("--model predictor needs --num-frames of at least 2")
     if video:
@@ -199,6 +208,10 @@ def build_architecture(args, data_shape):
         )
         if args.model == "framewise":
             return classes["framewise"](**common)
+        if args.model == "causal3d":
+            del common["decoder_convs"]
+            common["latent_dim"] = args.latent_dim or 16
+            return classes["causal3d"](**common)
         if args.model == "learned-prior":
             # the defaults of data/pretrained/learned-prior-moving-mnist
             common.update(

@@ -1,6 +1,7 @@
 """VAE models: the `VAE` base class and builders for each architecture."""
 
 from vaelib.models.base import VAE
+from vaelib.models.causal3d import CausalVideoVAE, causal_video_vae
 from vaelib.models.conv import ConvVAE, conv_vae
 from vaelib.models.learned_prior import LearnedPriorVAE, learned_prior_vae
 from vaelib.models.legacy import upgrade_model
@@ -18,12 +19,14 @@ from vaelib.models.video import (
 
 __all__ = [
     "VAE",
+    "CausalVideoVAE",
     "ConvLSTMPredictor",
     "ConvLSTMVAE",
     "ConvVAE",
     "FramewiseVAE",
     "LearnedPriorVAE",
     "MLPVAE",
+    "causal_video_vae",
     "conv_vae",
     "convlstm_predictor",
     "convlstm_vae",
