@@ -3,6 +3,7 @@
     python benchmarks/video_throughput.py                  # TensorFlow
     KERAS_BACKEND=jax python benchmarks/video_throughput.py
     python benchmarks/video_throughput.py --xla            # also time XLA (slow here)
+    python benchmarks/video_throughput.py --causal3d       # causal 3-D VAE vs ConvLSTM
 
 Trains `convlstm_vae` (64x64, 20 frames, batch 16, clips already in memory)
 and prints frames per second for:
@@ -22,6 +23,12 @@ every convolution, ConvLSTM gate and dense head, times 2), and a training step
 is taken as 3 forward passes (forward, and a backward pass costing two). The
 machine's matrix-multiply rate (2048x2048 float32, the same backend) is
 measured first, and each row's FLOP/s is given as a fraction of it.
+
+`--causal3d` instead compares, at the course's 32x32 clips, the causal 3-D
+VAE of notebook 12 (`causal_video_vae`, 17 frames, 4x compression in time)
+with the shipped ConvLSTM VAE's architecture (20 frames, filters 16,32,
+ConvLSTM 32, `decoder_convs=2`, `skip`): training frames per second and
+encoding frames per second (`predict_on_batch` of the encoder), batch 16.
 """
 
 import argparse
@@ -34,7 +41,7 @@ import keras  # noqa: E402
 
 from vaelib.data import MovingDigits  # noqa: E402
 from vaelib.layers import FusedConvLSTM2D, GaussianHead  # noqa: E402
-from vaelib.models import convlstm_vae  # noqa: E402
+from vaelib.models import causal_video_vae, convlstm_vae  # noqa: E402
 
 
 def matmul_flops_per_second(size=2048, repeats=10):
@@ -105,6 +112,49 @@ def frames_per_second(model, clips, batch_size, repeats, jit_compile):
     return clips.shape[0] * clips.shape[1] / best
 
 
+def encode_frames_per_second(model, clips, batch_size, repeats):
+    batches = [clips[i : i + batch_size] for i in range(0, len(clips), batch_size)]
+    model.encoder.predict_on_batch(batches[0])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            model.encoder.predict_on_batch(batch)
+        best = min(best, time.perf_counter() - start)
+    return clips.shape[0] * clips.shape[1] / best
+
+
+def causal3d_table(args):
+    clips = MovingDigits.scaled(32, num_frames=20, split="train", seed=0).clips(
+        args.batch_size * args.batches
+    )
+    models = {
+        "ConvLSTM VAE (shipped sizes), 20 frames": lambda: convlstm_vae(
+            (20, 32, 32, 1), filters=(16, 32), lstm_filters=32, decoder_convs=2,
+            skip=True, seed=0,
+        ),
+        "causal 3-D VAE (notebook 12), 17 frames": lambda: causal_video_vae(seed=0),
+    }  # fmt: skip
+    rows = []
+    for name, build in models.items():
+        keras.utils.set_random_seed(0)
+        model = build()
+        data = clips[:, : model.data_shape[0]]
+        train = frames_per_second(model, data, args.batch_size, args.repeats, "auto")
+        encode = encode_frames_per_second(model, data, args.batch_size, args.repeats)
+        rows.append((name, train, encode))
+        print(f"  measured {name}: {train:.0f} training frames/s", flush=True)
+    print(
+        f"\n32x32 clips, batch {args.batch_size}, backend {keras.backend.backend()}, "
+        f"{os.cpu_count()} CPU cores\n"
+    )
+    print(f"| {'model':<42} | {'train frames/s':>14} | {'encode frames/s':>15} |")
+    print(f"|{'-' * 44}|{'-' * 16}|{'-' * 17}|")
+    for name, train, encode in rows:
+        print(f"| {name:<42} | {train:14.0f} | {encode:15.0f} |")
+    print(f"\ncausal 3-D / ConvLSTM, training: {rows[1][1] / rows[0][1]:.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=16)
@@ -115,7 +165,15 @@ def main():
         "--repeats", type=int, default=3, help="timed epochs; best is kept"
     )
     parser.add_argument("--xla", action="store_true", help="also time jit_compile=True")
+    parser.add_argument(
+        "--causal3d",
+        action="store_true",
+        help="compare the causal 3-D VAE with the ConvLSTM VAE at 32x32 instead",
+    )
     args = parser.parse_args()
+    if args.causal3d:
+        causal3d_table(args)
+        return
 
     backend = keras.backend.backend()
     clips = MovingDigits(split="train").clips(args.batch_size * args.batches)

@@ -45,6 +45,14 @@ from vaelib.losses import gaussian_kl
             "--frame-size must be divisible by 4",
         ),
         (["train", "--model", "conv", "--hidden", "8"], "--hidden applies to --model"),
+        (
+            ["train", "--model", "causal3d", "--num-frames", "20", "--out", "x"],
+            "--model causal3d needs --num-frames = 1 + a multiple of 4",
+        ),
+        (
+            ["train", "--model", "causal3d", "--lstm-filters", "8"],
+            "--lstm-filters applies",
+        ),
         (["upgrade-model", "missing.keras"], "no such model file"),
         (
             ["train", "--learning-rate", "0"],
@@ -438,3 +446,22 @@ def test_evaluate_reports_identity_and_active_channels_of_a_video_model(capsys):
     assert "active latent channels: 1 of 8" in out
     header = next(line for line in out.splitlines() if line.startswith("frame"))
     assert header.split()[-1] == "identity"
+
+
+def test_the_causal_3d_vae_trains_and_evaluates(tmp_path, capsys):
+    video = [
+        "--data", "moving-digits", "--frame-size", "16", "--num-frames", "9",
+        "--test-clips", "4",
+    ]  # fmt: skip
+    out = tmp_path / "causal3d"
+    argv = ["train", "--model", "causal3d", *video, "--clips", "8", "--epochs", "1"]
+    argv += ["--filters", "8,16", "--latent-dim", "4", "--out", str(out)]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "causal3d"
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert model.latent_shape == (3, 4, 4, 4)  # 9 frames -> 3, 16x16 -> 4x4
+    capsys.readouterr()
+    assert main(["evaluate", "--model-path", str(out / "model.keras"), *video]) == 0
+    report = capsys.readouterr().out
+    assert "PSNR dB" in report and "active latent channels" in report

@@ -67,7 +67,10 @@ def _add_data_arguments(parser):
         "--frame-size", type=_positive_int, default=None, help="default 64"
     )
     video.add_argument(
-        "--num-frames", type=_positive_int, default=None, help="default 20 (17 for causal3d: 1 + a multiple of 4)"
+        "--num-frames",
+        type=_positive_int,
+        default=None,
+        help="default 20 (17 for causal3d: 1 + a multiple of 4)",
     )
     video.add_argument(
         "--clips", type=_positive_int, default=1000, help="training clips"

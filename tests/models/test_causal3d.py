@@ -25,8 +25,8 @@ def model():
 
 
 def _clips(n, frames, seed=1, size=16):
-    return np.random.default_rng(seed).random((n, frames, size, size, 1)).astype(
-        "float32"
+    return (
+        np.random.default_rng(seed).random((n, frames, size, size, 1)).astype("float32")
     )
 
 

@@ -87,7 +87,12 @@ def _networks(input_shape, latent_dim, filters, temporal_downsamples, res_blocks
     z_mean, z_log_var = GaussianHead(latent_dim, name="posterior")(x)
     encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
-    latent_shape = (1 + (frames - 1) // r, height // factor, width // factor, latent_dim)
+    latent_shape = (
+        1 + (frames - 1) // r,
+        height // factor,
+        width // factor,
+        latent_dim,
+    )
     latent = keras.Input(shape=latent_shape, name="z")
     x = CausalConv3D(width_t, 3, name="decoder_in")(latent)
     for i in range(temporal_downsamples):  # causal temporal upsampling
