@@ -553,8 +553,8 @@ class CausalConv3D(keras.layers.Layer):
 
         Computed as one 2-D convolution: the `k_t` frames each output frame
         reads are stacked along the channels, and the kernel's time axis is
-        folded into its input channels. The same sums as a 3-D convolution,
-        about 3 times faster on a CPU (`benchmarks/video_throughput.py`).
+        folded into its input channels; the same sums as a 3-D convolution
+        (tests/test_causal_conv.py checks them against a NumPy loop).
         """
         x = padded_in_time
         kernel_t, kernel_h, kernel_w = self.kernel_size
