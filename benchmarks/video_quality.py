@@ -55,7 +55,11 @@ from vaelib.models import (  # noqa: E402
 )
 
 PRETRAINED = pathlib.Path(__file__).resolve().parents[1] / "data" / "pretrained"
-PRETRAINED_MODELS = ("convlstm-moving-mnist", "predictor-moving-mnist")
+PRETRAINED_MODELS = (
+    "convlstm-moving-mnist",
+    "predictor-moving-mnist",
+    "causal-video-vae-moving-mnist",
+)
 # OpenSTL benchmark (Tan et al., 2023), Moving MNIST 64x64, 10 -> 10, ConvLSTM.
 OPENSTL_CONVLSTM_MSE = 29.8
 OPENSTL_EPOCHS = 200
@@ -70,7 +74,8 @@ def evaluate(name, model, test, seconds):
     if model.name == "convlstm_predictor":
         prediction = evaluate_prediction(future, predict_frames(model, context))
         frames = slice(0, 10)  # it reconstructs only what it sees
-    report = {k: float(v[frames].mean()) for k, v in report.items() if k != "mean"}
+    # per-frame arrays only (not "mean", nor the ints active_units, latent_channels)
+    report = {k: float(v[frames].mean()) for k, v in report.items() if np.ndim(v) == 1}
     return name, report, prediction, seconds
 
 
@@ -82,12 +87,18 @@ def pretrained_rows(test):
         if not (path / "model.keras").is_file():
             continue
         model = keras.saving.load_model(path / "model.keras", safe_mode=True)
-        if tuple(model.data_shape) != test.shape[1:]:
+        frames = model.data_shape[0]
+        clips, name = test, ""
+        if frames < test.shape[1] and tuple(model.data_shape[1:]) == test.shape[2:]:
+            # the causal 3-D VAE takes 1 + 4k frames: the clips' first ones
+            clips, name = test[:, :frames], f" (first {frames} frames)"
+        if tuple(model.data_shape) != clips.shape[1:]:
             print(f"  {folder}: trained on {model.data_shape}, not evaluated here")
             continue
         metrics = json.loads((path / "metrics.json").read_text())
         seconds = metrics.get("total_train_seconds", metrics["train_seconds"])
-        rows.append(evaluate(f"pretrained {metrics['model']}", model, test, seconds))
+        name = f"pretrained {metrics['model']}{name}"
+        rows.append(evaluate(name, model, clips, seconds))
     return rows
 
 
