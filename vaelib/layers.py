@@ -512,12 +512,7 @@ class CausalConv3D(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_size = _triple("kernel_size", kernel_size)
         self.strides = _triple("strides", strides)
-        if padding_mode not in self.PADDING_MODES:
-            raise ValueError(
-                f"Expected padding_mode in {self.PADDING_MODES}. "
-                f"Received: padding_mode={padding_mode!r}"
-            )
-        self.padding_mode = padding_mode
+        self.padding_mode = _padding_mode(padding_mode)
         self.activation = keras.activations.get(activation)
         self.use_bias = _arguments.boolean("use_bias", use_bias)
         self.input_spec = keras.layers.InputSpec(ndim=5)
@@ -647,6 +642,16 @@ class CausalConv3D(keras.layers.Layer):
         return config
 
 
+def _padding_mode(value):
+    """`padding_mode` of the causal layers, checked: one of CausalConv3D's."""
+    if value not in CausalConv3D.PADDING_MODES:
+        raise ValueError(
+            f"Expected padding_mode in {CausalConv3D.PADDING_MODES}. "
+            f"Received: padding_mode={value!r}"
+        )
+    return value
+
+
 def _triple(name, value):
     """`k` or `(k_t, k_h, k_w)` as a tuple of three positive integers."""
     values = _arguments.positive_ints(name, value)
@@ -689,12 +694,7 @@ class CausalResBlock3D(keras.layers.Layer):
     def __init__(self, kernel_size=3, padding_mode="replicate", **kwargs):
         super().__init__(**kwargs)
         self.kernel_size = _triple("kernel_size", kernel_size)
-        if padding_mode not in CausalConv3D.PADDING_MODES:
-            raise ValueError(
-                f"Expected padding_mode in {CausalConv3D.PADDING_MODES}. "
-                f"Received: padding_mode={padding_mode!r}"
-            )
-        self.padding_mode = padding_mode
+        self.padding_mode = _padding_mode(padding_mode)
         self.input_spec = keras.layers.InputSpec(ndim=5)
         self.first = None
         self.second = None

@@ -38,22 +38,14 @@ from vaelib.layers import (
     PerFrame,
 )
 from vaelib.models.base import VAE, builds_in_its_policy
+from vaelib.models.video import _check_clip_shape
 
 
 def _check_sizes(input_shape, filters, temporal_downsamples):
-    input_shape = _arguments.positive_ints("input_shape", input_shape)
-    if len(input_shape) != 4:
-        raise ValueError(
-            "Expected input_shape=(num_frames, height, width, channels). "
-            f"Received: input_shape={input_shape}"
-        )
-    num_frames, height, width, _ = input_shape
-    factor = 2 ** len(filters)
-    if height % factor or width % factor:
-        raise ValueError(
-            f"Expected height and width divisible by {factor} (2 ** len(filters)). "
-            f"Received: input_shape={input_shape}, filters={tuple(filters)}"
-        )
+    # (num_frames, height, width, channels), height and width divisible by
+    # 2 ** len(filters), as for the other video models; then 1 + r k frames
+    input_shape = _check_clip_shape(input_shape, filters)
+    num_frames = input_shape[0]
     r = 2**temporal_downsamples
     if (num_frames - 1) % r:
         raise ValueError(
