@@ -37,6 +37,8 @@ from vaelib.models.video import copy_last_frame
 from vaelib.training import KLAnnealing, fit_vae
 from vaelib.viz import tile_images
 
+pytestmark = pytest.mark.every_backend  # see tests/run.sh
+
 
 def _image_model():
     return mlp_vae(input_shape=(4, 4, 1), latent_dim=2, hidden=(4,))

@@ -7,6 +7,8 @@ import pytest
 
 from vaelib.layers import CausalConv3D
 
+pytestmark = pytest.mark.every_backend  # see tests/run.sh
+
 
 def numpy_causal_conv(x, kernel, bias, strides, padding_mode):
     """The definition, loop by loop: pad k_t - 1 frames before, 'same' in space."""

@@ -113,7 +113,6 @@ def test_unusable_files_exit_2(tmp_path, capsys):
     assert "cannot write to --out" in capsys.readouterr().err
 
 
-@pytest.mark.one_backend
 def test_train_writes_a_loadable_model_and_held_out_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [
@@ -164,7 +163,6 @@ def test_train_writes_a_loadable_model_and_held_out_metrics(tmp_path, capsys):
     assert "negative_elbo" in capsys.readouterr().out
 
 
-@pytest.mark.one_backend
 def test_init_weights_starts_from_a_saved_model_and_rejects_another_shape(
     tmp_path, capsys
 ):
@@ -207,7 +205,6 @@ def test_init_weights_starts_from_a_saved_model_and_rejects_another_shape(
     assert "no such --init-weights file" in capsys.readouterr().err
 
 
-@pytest.mark.one_backend
 def test_init_weights_takes_the_sizes_from_the_file_and_honours_beta(tmp_path, capsys):
     first = tmp_path / "first"
     argv = ["train", "--model", "conv", "--source", "sklearn", "--iwae-k", "2"]
@@ -247,7 +244,6 @@ def test_evaluate_refuses_a_keras_file_that_is_not_a_vaelib_vae(tmp_path, capsys
     assert "is not a vaelib VAE: it holds a Sequential" in capsys.readouterr().err
 
 
-@pytest.mark.one_backend
 def test_upgrade_model_converts_an_old_format_file(tmp_path, capsys):
     from pathlib import Path
 
@@ -272,7 +268,6 @@ def test_mnist_without_mnist_says_to_use_digits(capsys):
     assert "use --data digits" in capsys.readouterr().err
 
 
-@pytest.mark.one_backend
 def test_video_models_train_evaluate_and_generate(tmp_path, capsys):
     video = [
         "--data", "moving-digits", "--frame-size", "16", "--num-frames", "4",
@@ -331,7 +326,6 @@ def test_video_models_train_evaluate_and_generate(tmp_path, capsys):
     assert "--out must name a .png or .gif" in capsys.readouterr().err
 
 
-@pytest.mark.one_backend
 def test_the_learned_prior_model_trains_evaluates_and_generates(tmp_path, capsys):
     video = [
         "--data", "moving-digits", "--frame-size", "16", "--num-frames", "4",
@@ -369,7 +363,6 @@ def test_the_learned_prior_model_trains_evaluates_and_generates(tmp_path, capsys
     assert png.stat().st_size > 0
 
 
-@pytest.mark.one_backend
 def test_learned_prior_trains_and_saves_under_mixed_float16(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--model", "learned-prior", "--data", "moving-digits"]
@@ -444,7 +437,6 @@ def test_tfds_source_without_mnist_exits_2_with_one_line(tmp_path, monkeypatch, 
     assert len(error.splitlines()) == 1 and "source='tfds'" in error, error
 
 
-@pytest.mark.one_backend
 def test_evaluate_reports_identity_and_active_channels_of_a_video_model(capsys):
     # The shipped ConvLSTM VAE: one of its eight latent channels carries the clip.
     path = pathlib.Path(__file__).parents[1] / "data/pretrained/convlstm-moving-mnist"
@@ -456,7 +448,6 @@ def test_evaluate_reports_identity_and_active_channels_of_a_video_model(capsys):
     assert header.split()[-1] == "identity"
 
 
-@pytest.mark.one_backend
 def test_the_causal_3d_vae_trains_and_evaluates(tmp_path, capsys):
     video = [
         "--data", "moving-digits", "--frame-size", "16", "--num-frames", "9",

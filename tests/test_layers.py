@@ -5,6 +5,8 @@ from conftest import to_numpy
 
 from vaelib.layers import MAX_LOG_VAR, MIN_LOG_VAR, GaussianHead, Sampling
 
+pytestmark = pytest.mark.every_backend  # see tests/run.sh
+
 
 def test_sampling_has_the_requested_mean_and_variance():
     n = 200_000

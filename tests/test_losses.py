@@ -10,6 +10,8 @@ from scipy import stats
 
 from vaelib.losses import bernoulli_nll, gaussian_kl, gaussian_nll
 
+pytestmark = pytest.mark.every_backend  # see tests/run.sh
+
 
 def test_gaussian_kl_is_zero_at_the_prior():
     kl = to_numpy(gaussian_kl(np.zeros((3, 5), "float32"), np.zeros((3, 5), "float32")))

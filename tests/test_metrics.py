@@ -51,6 +51,7 @@ def probabilistic_pca(mean_shift=0.0):
     return model, x, log_px
 
 
+@pytest.mark.every_backend
 def test_iwae_equals_the_closed_form_log_likelihood_for_the_exact_posterior():
     model, x, log_px = probabilistic_pca()
     for k in (1, 5, 50):
@@ -229,6 +230,7 @@ def test_evaluate_images_reports_the_closed_form_likelihood():
     )
 
 
+@pytest.mark.every_backend
 def test_kl_of_a_mixed_precision_model_is_the_float32_kl_everywhere(images_28):
     # A log-variance of 12 overflows float16's exp (e**12 > 65,504).
     keras.config.set_dtype_policy("mixed_float16")

@@ -77,7 +77,7 @@ def _mnist_test_digits():
     "name",
     [
         "convlstm-moving-mnist",  # also on JAX: a shipped model computes as saved
-        pytest.param("predictor-moving-mnist", marks=pytest.mark.one_backend),
+        "predictor-moving-mnist",
     ],
 )
 def test_video_models_reproduce_their_held_out_psnr(name):
@@ -149,7 +149,6 @@ def test_the_digit_classifier_reproduces_its_test_accuracy():
     assert abs(accuracy - metrics["digit_accuracy"]) < 0.05
 
 
-@pytest.mark.one_backend
 def test_the_learned_prior_reproduces_its_elbo_and_samples_pass_the_floor():
     folder = PRETRAINED / "learned-prior-moving-mnist"
     if not os.environ.get("VAELIB_MNIST"):
@@ -179,7 +178,6 @@ def test_the_learned_prior_reproduces_its_elbo_and_samples_pass_the_floor():
     assert samples["frame_correlation"] - real["frame_correlation"] < 0.15
 
 
-@pytest.mark.one_backend
 def test_the_causal_3d_vae_beats_the_convlstm_vae_with_fewer_numbers_per_frame():
     """Issue 29's floor, re-measured: on the same 200 held-out clips (their
     first 17 frames), higher PSNR than the ConvLSTM VAE from fewer latent

@@ -58,6 +58,7 @@ def test_cyclical_annealing_repeats_its_rise_each_cycle():
     assert [schedule.beta_at(e) for e in range(8)] == [0.5, 1, 1, 1, 0.5, 1, 1, 1]
 
 
+@pytest.mark.every_backend
 def test_annealing_sets_the_models_beta_during_fit(images):
     seen = []
 
@@ -198,6 +199,7 @@ def test_nan_in_array_data_is_refused_before_training(images):
 
 
 @tensorflow_only
+@pytest.mark.every_backend
 def test_nan_in_a_dataset_stops_training_with_the_epoch_named(images):
     import tensorflow as tf
 
@@ -209,6 +211,7 @@ def test_nan_in_a_dataset_stops_training_with_the_epoch_named(images):
 
 
 @pytest.mark.parametrize("mode", ["float16", "bfloat16"])
+@pytest.mark.every_backend
 def test_mixed_precision_computes_in_half_and_keeps_the_loss_in_float32(images, mode):
     try:
         assert set_mixed_precision(mode) == f"mixed_{mode}"

@@ -30,6 +30,7 @@ def test_a_new_model_counts_its_parameters_before_its_first_call():
     )
 
 
+@pytest.mark.every_backend
 def test_compute_loss_is_the_batch_mean_of_summed_terms(images):
     model = mlp_vae(latent_dim=3, hidden=(32,), beta=0.25)
     y_pred = model(images)
@@ -43,6 +44,7 @@ def test_compute_loss_is_the_batch_mean_of_summed_terms(images):
     )  # summed, not averaged, over pixels
 
 
+@pytest.mark.every_backend
 def test_fit_reports_loss_reconstruction_and_kl(images):
     model = mlp_vae(latent_dim=2, hidden=(32,))
     model.compile(optimizer="adam")
@@ -96,6 +98,7 @@ def test_training_lowers_the_held_out_negative_elbo(digits, build, kwargs):
     assert after < 0.5 * before, (before, after)
 
 
+@pytest.mark.every_backend
 def test_saved_model_loads_back_with_safe_mode_and_gives_identical_outputs(
     tmp_path, images
 ):
@@ -136,6 +139,7 @@ def test_sample_reconstruct_and_decode_are_probabilities(images):
     assert reconstruction.shape == images.shape
 
 
+@pytest.mark.every_backend
 def test_elbo_is_per_example_and_below_zero_for_bernoulli(images):
     elbo = to_numpy(mlp_vae(latent_dim=2, hidden=(16,)).elbo(images))
     assert elbo.shape == (16,) and np.all(elbo < 0)
@@ -175,6 +179,7 @@ def test_bad_constructor_arguments():
         model.sample(0)
 
 
+@pytest.mark.every_backend
 def test_mixed_precision_keeps_the_loss_in_float32(images):
     keras.config.set_dtype_policy("mixed_bfloat16")
     model = mlp_vae(latent_dim=2, hidden=(16,))

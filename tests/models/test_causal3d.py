@@ -72,6 +72,7 @@ def test_time_is_compressed_four_times_the_first_frame_alone(model):
     assert default.latent_numbers_per_frame() == pytest.approx(5 * 8 * 8 * 16 / 17)
 
 
+@pytest.mark.every_backend
 def test_the_encoder_never_looks_ahead(model):
     x = _clips(2, 9)
     base = [_numpy(t) for t in model.encoder(x)]
@@ -87,6 +88,7 @@ def test_the_encoder_never_looks_ahead(model):
             assert not np.allclose(got[0][:, covered:], base[0][:, covered:])
 
 
+@pytest.mark.every_backend
 def test_the_first_latent_frame_is_the_first_frame_alone(model):
     """An image is a one-frame video: a 1-frame clip encodes to the same first
     latent frame as any clip that starts with it."""
@@ -98,6 +100,7 @@ def test_the_first_latent_frame_is_the_first_frame_alone(model):
     np.testing.assert_allclose(mean[:, 0], _numpy(whole)[:, 0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.every_backend
 def test_the_decoder_never_looks_ahead(model):
     z = np.random.default_rng(4).normal(size=(2, 3, 4, 4, 3)).astype("float32")
     base = _numpy(model.decoder(z))
@@ -111,6 +114,7 @@ def test_the_decoder_never_looks_ahead(model):
 
 
 @pytest.mark.parametrize("frames, chunk", [(9, 4), (9, 8), (17, 4), (33, 8)])
+@pytest.mark.every_backend
 def test_chunked_encoding_is_whole_clip_encoding(model, frames, chunk):
     """Also for clips longer than the model's 9 frames (a causal encoder
     takes any 1 + 4 k)."""
@@ -139,6 +143,7 @@ def test_bad_sizes_name_the_argument(model):
         causal_video_vae(res_blocks=-1)
 
 
+@pytest.mark.every_backend
 def test_saved_and_loaded_it_computes_the_same(model, tmp_path):
     path = tmp_path / "causal.keras"
     model.save(path)

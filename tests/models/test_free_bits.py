@@ -8,6 +8,8 @@ import pytest
 from vaelib.losses import gaussian_kl
 from vaelib.models import convlstm_vae, learned_prior_vae, mlp_vae
 
+pytestmark = pytest.mark.every_backend  # see tests/run.sh
+
 
 def _outputs(model, x):
     logits, z_mean, *rest = model(x, training=False)

@@ -63,6 +63,7 @@ def test_the_default_sizes_are_moving_mnist():
     )
 
 
+@pytest.mark.every_backend
 def test_the_kl_is_summed_over_time(clips):
     short = BUILDERS["framewise"]((6, 32, 32, 1))
     long = BUILDERS["framewise"]((12, 32, 32, 1))
@@ -83,6 +84,7 @@ def test_the_kl_is_summed_over_time(clips):
     np.testing.assert_allclose(logs["kl"], per_frame.sum(axis=1).mean(), rtol=1e-4)
 
 
+@pytest.mark.every_backend
 def test_the_encoder_reads_frames_in_order(clips):
     framewise, convlstm = BUILDERS["framewise"](), BUILDERS["convlstm"]()
     clip = clips[1][:2]
@@ -94,6 +96,7 @@ def test_the_encoder_reads_frames_in_order(clips):
         assert np.allclose(before[:, 1:], after[:, 1:]) != later_frames_move
 
 
+@pytest.mark.every_backend
 def test_the_predictor_never_sees_the_frames_it_predicts(clips):
     model = BUILDERS["predictor"]()
     model.compile(optimizer="adam")
@@ -138,6 +141,7 @@ def test_a_few_epochs_lower_the_held_out_loss(name, clips):
 
 
 @pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.every_backend
 def test_save_and_load_give_identical_encoder_means(tmp_path, clips, skip):
     model = convlstm_predictor(
         input_shape=SHAPE, context_frames=3, lstm_filters=8, skip=skip, seed=0, **SMALL
