@@ -3,6 +3,7 @@
 from vaelib.models.base import VAE
 from vaelib.models.causal3d import CausalVideoVAE, causal_video_vae
 from vaelib.models.conv import ConvVAE, conv_vae
+from vaelib.models.latent_diffusion import LatentFlow
 from vaelib.models.learned_prior import LearnedPriorVAE, learned_prior_vae
 from vaelib.models.legacy import upgrade_model
 from vaelib.models.mlp import MLPVAE, mlp_vae
@@ -24,6 +25,7 @@ __all__ = [
     "ConvLSTMVAE",
     "ConvVAE",
     "FramewiseVAE",
+    "LatentFlow",
     "LearnedPriorVAE",
     "MLPVAE",
     "causal_video_vae",
