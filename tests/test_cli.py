@@ -465,3 +465,45 @@ def test_the_causal_3d_vae_trains_and_evaluates(tmp_path, capsys):
     assert main(["evaluate", "--model-path", str(out / "model.keras"), *video]) == 0
     report = capsys.readouterr().out
     assert "PSNR dB" in report and "active latent channels" in report
+
+
+def test_a_latent_flow_trains_on_a_causal_vae_and_generates(tmp_path, capsys):
+    video = ["--frame-size", "16", "--num-frames", "9", "--test-clips", "4"]
+    vae = tmp_path / "causal3d"
+    argv = ["train", "--model", "causal3d", *video, "--clips", "8", "--epochs", "1"]
+    assert (
+        main([*argv, "--filters", "8,16", "--latent-dim", "4", "--out", str(vae)]) == 0
+    )
+    vae_path = vae / "model.keras"
+    flow = tmp_path / "flow"
+    argv = ["train", "--model", "latent-flow", "--vae", str(vae_path), "--stochastic"]
+    argv += ["--num-frames", "9", "--test-clips", "4", "--clips", "8", "--epochs", "2"]
+    assert main([*argv, "--width", "4", "--out", str(flow)]) == 0
+    metrics = json.loads((flow / "metrics.json").read_text())
+    assert metrics["model"] == "latent-flow" and metrics["vae"] == str(vae_path)
+    assert metrics["samples"]["ink_share"] >= 0 and metrics["latent_scale"] > 0
+    assert metrics["command"].startswith("python -m vaelib")
+    model = keras.saving.load_model(flow / "model.keras", safe_mode=True)
+    assert model.clip_shape == (9, 16, 16, 1) and model.latent_shape == (3, 4, 4, 4)
+    capsys.readouterr()
+    assert main(["evaluate", "--model-path", str(flow / "model.keras")]) == 0
+    assert '"real_clips"' in capsys.readouterr().out
+    picture = tmp_path / "samples.png"
+    argv = ["generate", "--model-path", str(flow / "model.keras"), "--num", "2"]
+    assert main([*argv, "--out", str(picture)]) == 0
+    assert picture.stat().st_size > 0
+    # a finished run is never replaced without --overwrite
+    again = ["train", "--model", "latent-flow", "--vae", str(vae_path), "--out"]
+    assert main([*again, str(flow)]) == 2
+    # what it refuses, each before any data is made
+    base = ["train", "--model", "latent-flow", "--out", str(tmp_path / "refused")]
+    for extra, message in (
+        ([], "needs --vae"),
+        (["--vae", str(vae_path), "--num-frames", "10"], "1 + a multiple of 4"),
+        (["--vae", str(vae_path), "--latent-dim", "3"], "--latent-dim applies"),
+        (["--vae", str(flow / "model.keras")], "must be a causal3d model"),
+        (["--vae", str(vae_path), "--frame-size", "32"], "does not fit --vae"),
+    ):
+        capsys.readouterr()
+        assert main([*base, *extra]) == 2, extra
+        assert message in capsys.readouterr().err, (extra, message)

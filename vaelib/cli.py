@@ -144,6 +144,20 @@ def build_parser():
         action="store_true",
         help="concatenate each ConvLSTM's input to its output (convlstm, predictor)",
     )
+    train.add_argument(
+        "--vae",
+        type=pathlib.Path,
+        default=None,
+        metavar="PATH",
+        help="latent-flow: the trained causal3d model (.keras) whose latents it "
+        "learns; frozen, saved inside the new model",
+    )
+    train.add_argument(
+        "--width",
+        type=_positive_int,
+        default=64,
+        help="latent-flow: channels of the velocity network (default 64)",
+    )
     train.add_argument("--beta", type=_non_negative_float, default=1.0)
     train.add_argument(
         "--free-bits",

@@ -279,7 +279,7 @@ def _units(means, kls, threshold):
     }
 
 
-def _classifier_for(frames_shape, classifier):
+def classifier_for_frames(frames_shape, classifier):
     """The classifier to read `frames_shape` frames with, or None to skip it.
 
     `"auto"` takes the shipped digit classifier when it is there and reads
@@ -330,7 +330,7 @@ def evaluate_video(model, clips, batch_size=16, classifier="auto"):
         raise ValueError(
             f"Expected clips (n, frames, h, w, c). Received: {clips.shape}"
         )
-    classifier = _classifier_for(tuple(clips.shape[2:]), classifier)
+    classifier = classifier_for_frames(tuple(clips.shape[2:]), classifier)
     # (z_mean, z_log_var), and the prior's mean and log-variance for a model
     # with a learned prior (`LearnedPriorVAE`); compiled on JAX
     logits, z_mean, *gaussians = run_in_batches(model, clips, batch_size)
@@ -413,7 +413,7 @@ def evaluate_prediction(target, probabilities, classifier="auto"):
             np.square(target - probabilities).sum(axis=pixel_axes).mean()
         ),
     }
-    classifier = _classifier_for(tuple(target.shape[2:]), classifier)
+    classifier = classifier_for_frames(tuple(target.shape[2:]), classifier)
     if classifier is not None:
         report["identity"] = float(
             reconstruction_identity(

@@ -11,7 +11,9 @@ from vaelib.commands.arguments import UsageError
 
 IMAGE_MODELS = ("mlp", "conv")
 VIDEO_MODELS = ("framewise", "convlstm", "predictor", "learned-prior", "causal3d")
-MODELS = IMAGE_MODELS + VIDEO_MODELS
+# generative models over a trained VAE's latents: not VAEs, trained by run.py
+LATENT_MODELS = ("latent-flow",)
+MODELS = IMAGE_MODELS + VIDEO_MODELS + LATENT_MODELS
 
 # Size options of `train`, by the config key they set.
 SIZE_OPTIONS = {
@@ -35,6 +37,7 @@ def _classes():
         "predictor": models.ConvLSTMPredictor,
         "learned-prior": models.LearnedPriorVAE,
         "causal3d": models.CausalVideoVAE,
+        "latent-flow": models.LatentFlow,
     }
 
 
@@ -47,6 +50,12 @@ def architecture_of(model):
         f"expected a model of one of vaelib's architectures ({', '.join(MODELS)}), "
         f"got a {type(model).__name__}"
     )
+
+
+def latent_flow_class():
+    from vaelib.models import LatentFlow
+
+    return LatentFlow
 
 
 def _one_line(error):
@@ -72,6 +81,8 @@ def load_model(path, option="--model-path"):
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any load failure is the file's fault
         raise UsageError(f"cannot load {path}: {_one_line(error)}") from None
+    if type(model).__name__ == "LatentFlow":
+        return model
     if not isinstance(model, VAE):
         raise UsageError(
             f"{path} is not a vaelib VAE: it holds a {type(model).__name__}"
@@ -149,6 +160,11 @@ def check_model_and_data(args):
     Runs before any data is loaded or generated.
     """
     args.model = args.model or "mlp"
+    if args.model in LATENT_MODELS:
+        _check_latent_flow(args)
+        return
+    if args.vae is not None:
+        raise UsageError("--vae applies to --model latent-flow")
     video = args.model in VIDEO_MODELS
     args.data = args.data or ("moving-digits" if video else "digits")
     args.frame_size = args.frame_size or 64
@@ -194,6 +210,54 @@ def check_model_and_data(args):
                 f"--frame-size must be divisible by {factor} (2 ** the number of "
                 f"filters, {','.join(map(str, filters))}), got {args.frame_size}"
             )
+
+
+def _check_latent_flow(args):
+    if args.vae is None:
+        raise UsageError(
+            "--model latent-flow needs --vae PATH, a trained causal3d model "
+            "(e.g. data/pretrained/causal-video-vae-moving-mnist/model.keras)"
+        )
+    if args.init_weights is not None:
+        raise UsageError("--init-weights applies to the VAEs, not to latent-flow")
+    args.data = args.data or "moving-digits"
+    if args.data != "moving-digits":
+        raise UsageError("--model latent-flow needs --data moving-digits")
+    # 21 frames: 10 of context, 10 to predict and one over, 6 latent frames
+    args.num_frames = args.num_frames or 21
+    if (args.num_frames - 1) % 4:
+        raise UsageError(
+            "--model latent-flow needs --num-frames = 1 + a multiple of 4 (the "
+            f"causal VAE's groups of 4), e.g. 17 or 21; got {args.num_frames}"
+        )
+    for option, value in (
+        ("--latent-dim", args.latent_dim),
+        ("--filters", args.filters),
+        ("--hidden", args.hidden),
+        ("--lstm-filters", args.lstm_filters),
+        ("--decoder-convs", args.decoder_convs),
+    ):
+        if value is not None:
+            raise UsageError(f"{option} applies to the VAEs; latent-flow takes --width")
+
+
+def load_flow_vae(args):
+    """The trained `CausalVideoVAE` of `--vae`, its frames' size checked."""
+    from vaelib.models import CausalVideoVAE
+
+    vae = load_model(args.vae, "--vae")
+    if not isinstance(vae, CausalVideoVAE):
+        raise UsageError(
+            f"--vae {args.vae} must be a causal3d model, it is a {architecture_of(vae)}"
+        )
+    size = vae.data_shape[1]
+    if args.frame_size is not None and args.frame_size != size:
+        raise UsageError(
+            f"--frame-size {args.frame_size} does not fit --vae {args.vae}, a model "
+            f"of {size}x{size} frames: leave it out"
+        )
+    args.frame_size = size
+    return vae
 
 
 def build_architecture(args, data_shape):
