@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, "Run the tests"). Unit tests on the
-# TensorFlow backend, the backend-dependent ones again on JAX, then every
-# notebook of the course with nbval.
+# TensorFlow backend (and the docstrings' examples, on TensorFlow only: they
+# are backend-neutral), the backend-dependent ones again on JAX, then every
+# lesson notebook with nbval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VAELIB_OFFLINE="${VAELIB_OFFLINE:-1}" TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"

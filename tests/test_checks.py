@@ -31,6 +31,7 @@ def _sampler(scale, noise=keras.random.normal):
     return sample
 
 
+@pytest.mark.every_backend
 def test_check_sampling():
     assert "gradients" in checks.check_sampling(Sampling(seed=3))
     assert "gradients" in checks.check_sampling(Sampling(seed=3), seed=7)
@@ -93,6 +94,7 @@ def _per_example_sum(terms):
     return ops.sum(terms, axis=tuple(range(1, len(ops.shape(terms)))))
 
 
+@pytest.mark.every_backend
 def test_check_gaussian_kl():
     assert "gradients correct" in checks.check_gaussian_kl(gaussian_kl)
     assert "gradients correct" in checks.check_gaussian_kl(gaussian_kl, seed=11)
@@ -144,6 +146,7 @@ def test_failing_checks_do_not_print_the_expected_values():
     )
 
 
+@pytest.mark.every_backend
 def test_check_vae_loss():
     def correct(x, logits, z_mean, z_log_var):
         return bernoulli_nll(x, logits) + gaussian_kl(z_mean, z_log_var)

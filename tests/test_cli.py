@@ -493,8 +493,12 @@ def test_a_latent_flow_trains_on_a_causal_vae_and_generates(tmp_path, capsys):
     assert main([*argv, "--out", str(picture)]) == 0
     assert picture.stat().st_size > 0
     # a finished run is never replaced without --overwrite
+    saved = (flow / "model.keras").read_bytes()
     again = ["train", "--model", "latent-flow", "--vae", str(vae_path), "--out"]
+    capsys.readouterr()
     assert main([*again, str(flow)]) == 2
+    assert "holds a finished run" in capsys.readouterr().err
+    assert (flow / "model.keras").read_bytes() == saved
     # what it refuses, each before any data is made
     base = ["train", "--model", "latent-flow", "--out", str(tmp_path / "refused")]
     for extra, message in (
@@ -503,6 +507,8 @@ def test_a_latent_flow_trains_on_a_causal_vae_and_generates(tmp_path, capsys):
         (["--vae", str(vae_path), "--latent-dim", "3"], "--latent-dim applies"),
         (["--vae", str(flow / "model.keras")], "must be a causal3d model"),
         (["--vae", str(vae_path), "--frame-size", "32"], "does not fit --vae"),
+        (["--vae", str(vae_path), "--resume"], "--resume applies to the VAEs"),
+        (["--vae", str(vae_path), "--beta", "0.5"], "--beta applies to the VAEs"),
     ):
         capsys.readouterr()
         assert main([*base, *extra]) == 2, extra

@@ -187,6 +187,7 @@ def test_evaluate_prediction_sums_bce_over_each_frame_and_refuses_4d_input():
         evaluate_prediction(target[:, 0], probabilities[:, 0])
 
 
+@pytest.mark.every_backend
 def test_evaluate_video_reports_per_frame_metrics():
     from vaelib.data import MovingDigits
     from vaelib.metrics import evaluate_video

@@ -227,3 +227,32 @@ def test_training_on_latents_computed_once_is_training_on_the_clips():
     np.testing.assert_allclose(
         *(keras.ops.convert_to_numpy(v) for v in losses), rtol=1e-5
     )
+
+
+def test_the_network_sees_the_given_frames_clean_and_the_rest_on_the_line():
+    """With context_rate 1: the given latent frames enter as latents(x) with
+    the mask set; every other number is z0 + t (noise - z0) = z0 + t target
+    for one t per clip in [0, 1], the target being noise - z0."""
+    from vaelib.models.latent_diffusion import LatentFlow
+
+    flow = LatentFlow(tiny_vae(), width=4, blocks=1, context_rate=1.0, seed=2)
+    x = clips(16)
+    flow.adapt(x)
+    seen = {}
+    original = flow._velocity
+
+    def spy(z, t, mask, training=False):
+        seen.update(z=keras.ops.convert_to_numpy(z), t=keras.ops.convert_to_numpy(t))
+        return original(z, t, mask, training=training)
+
+    flow._velocity = spy
+    _, target, mask = (keras.ops.convert_to_numpy(v) for v in flow(x))
+    z0 = flow.latents(x)
+    given = np.broadcast_to(mask, z0.shape).astype(bool)
+    np.testing.assert_allclose(seen["z"][given], z0[given], atol=1e-6)
+    for i in range(len(x)):
+        free = ~given[i]
+        np.testing.assert_allclose(
+            seen["z"][i][free], z0[i][free] + seen["t"][i] * target[i][free], atol=1e-5
+        )
+    assert np.all((seen["t"] >= 0) & (seen["t"] <= 1))

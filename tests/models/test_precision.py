@@ -102,6 +102,7 @@ def test_every_model_trains_samples_saves_and_reloads_in_its_policy(
 
 
 @pytest.mark.parametrize("name", ["mlp", "convlstm"])
+@pytest.mark.every_backend
 def test_a_float32_file_loaded_under_a_mixed_policy_computes_in_float32(
     name, global_policy, tmp_path
 ):

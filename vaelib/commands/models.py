@@ -224,21 +224,27 @@ def _check_latent_flow(args):
     if args.data != "moving-digits":
         raise UsageError("--model latent-flow needs --data moving-digits")
     # 21 frames: 10 of context, 10 to predict and one over, 6 latent frames
+    # (checked against the VAE's temporal factor once it is loaded)
     args.num_frames = args.num_frames or 21
-    if (args.num_frames - 1) % 4:
-        raise UsageError(
-            "--model latent-flow needs --num-frames = 1 + a multiple of 4 (the "
-            f"causal VAE's groups of 4), e.g. 17 or 21; got {args.num_frames}"
-        )
-    for option, value in (
-        ("--latent-dim", args.latent_dim),
-        ("--filters", args.filters),
-        ("--hidden", args.hidden),
-        ("--lstm-filters", args.lstm_filters),
-        ("--decoder-convs", args.decoder_convs),
+    for option, value, default in (
+        ("--latent-dim", args.latent_dim, None),
+        ("--filters", args.filters, None),
+        ("--hidden", args.hidden, None),
+        ("--lstm-filters", args.lstm_filters, None),
+        ("--decoder-convs", args.decoder_convs, None),
+        ("--skip", args.skip, False),
+        ("--beta", args.beta, 1.0),
+        ("--free-bits", args.free_bits, 0.0),
+        ("--kl-anneal", args.kl_anneal, "none"),
+        ("--mixed-precision", args.mixed_precision, "off"),
+        ("--distribute", args.distribute, "auto"),
+        ("--resume", args.resume, False),
     ):
-        if value is not None:
-            raise UsageError(f"{option} applies to the VAEs; latent-flow takes --width")
+        if value != default:
+            raise UsageError(
+                f"{option} applies to the VAEs; latent-flow takes --width, "
+                "--epochs, --batch-size, --learning-rate, --lr-schedule, --jit"
+            )
 
 
 def load_flow_vae(args):
@@ -257,6 +263,17 @@ def load_flow_vae(args):
             f"of {size}x{size} frames: leave it out"
         )
     args.frame_size = size
+    r = vae.temporal_factor
+    if (args.num_frames - 1) % r:
+        raise UsageError(
+            f"--model latent-flow needs --num-frames = 1 + a multiple of {r} (the "
+            f"--vae model's temporal factor), e.g. {1 + 4 * r} or {1 + 5 * r}; "
+            f"got {args.num_frames}"
+        )
+    if args.overwrite and args.vae.resolve().parent == args.out.resolve():
+        raise UsageError(
+            f"--vae {args.vae} is inside --out {args.out}, which --overwrite clears"
+        )
     return vae
 
 

@@ -120,12 +120,15 @@ def _train_latent_flow(args):
     """
     import keras
 
+    from vaelib import training
     from vaelib.models import LatentFlow
 
     vae = models.load_flow_vae(args)
+    flow = LatentFlow(vae, num_frames=args.num_frames, width=args.width, seed=args.seed)
+    # an earlier run's files go only with --overwrite (train checked that)
+    training._refuse_or_clear_earlier_run(args.out, False, args.overwrite)
     data = load_data(args)
     print(f"data: {data.description}")
-    flow = LatentFlow(vae, num_frames=args.num_frames, width=args.width, seed=args.seed)
     scale = flow.adapt(data.train)
     train, validation = flow.latents(data.train), flow.latents(data.validation)
     print(f"latents: {train.shape[1:]} per clip, scaled by {scale:.4f} to unit std")

@@ -258,7 +258,7 @@ class LatentFlow(keras.Model):
 
     def latents(self, clips, batch_size=64):
         """The scaled posterior means of clips: what the flow models."""
-        clips = self._check_clips("clips", clips)
+        clips = self._check_clips("clips", clips, frames=self.num_frames)
         means = [
             ops.convert_to_numpy(self.vae.encoder(clips[i : i + batch_size])[0])
             for i in range(0, len(clips), batch_size)
