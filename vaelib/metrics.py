@@ -549,7 +549,7 @@ def digit_classifier(frame_size=32, feature_dim=128):
     Returns:
         A functional `keras.Model` named `digit_classifier`.
 
-    Introduced in: course/09_learned_temporal_prior.ipynb
+    Introduced in: course/06_video_data.ipynb
     """
     frames = keras.Input((frame_size, frame_size, 1), name="frame")
     x = frames
@@ -734,7 +734,7 @@ def reconstruction_identity(
     >>> reconstruction_identity(clips, clips).tolist()
     [1.0, 1.0]
 
-    Introduced in: course/08_convlstm_video_vae.ipynb
+    Introduced in: course/06_video_data.ipynb
     """
     target = _check_clips(target, "target")
     prediction = _check_clips(prediction, "prediction")
