@@ -199,6 +199,19 @@ def predict(context):
 }
 
 
+COPIES_THE_SOLUTIONS = """
+import json
+
+import vaelib.grading
+
+_course = vaelib.grading.COURSE_DIRECTORY  # the grader's, solutions inside
+_source = _course / "source" / "{a}" / "{a}.ipynb"
+for _cell in json.loads(_source.read_text())["cells"]:
+    if _cell["metadata"].get("nbgrader", {{}}).get("solution"):
+        exec("".join(_cell["source"]), globals())
+"""
+
+
 def _submit_pasted(folder, student, stop):
     pasted = _notebook("source", A1)  # stored executed: its outputs are there
     for grade_id, source in WRONG_A1.items():
@@ -232,6 +245,13 @@ def _cheats(folder):
     _submit(folder, "a1_tests_deleted_edited_tagged", A1, tampered)
 
     _submit_pasted(folder, "a1_pasted_outputs_then_exit", "import os\n\nos._exit(0)\n")
+
+    # attack 6 of issue 28: every answer cell runs the reference solutions,
+    # read from the grader's course folder (full marks without a sandbox)
+    copies = _notebook("release", A1)
+    for grade_id in WRONG_A1:
+        _cell(copies, grade_id).source = COPIES_THE_SOLUTIONS.format(a=A1).strip()
+    _submit(folder, "a1_copies_the_solutions", A1, copies)
 
     library = _notebook("release", A3)
     for grade_id, source in LIBRARY_A3.items():
@@ -376,6 +396,19 @@ def test_wrong_ideas_that_pass_values_fail_on_distribution_and_gradients(graded)
 def test_deleted_edited_tagged_tests_and_replaced_checks_do_not_help(graded):
     student = "a1_tests_deleted_edited_tagged"
     assert _score(graded, student, A1) == (0.0, 10.0)
+
+
+def test_the_sandbox_hides_the_course_solutions_from_a_submission(graded):
+    run, _ = _run(graded, "a1_copies_the_solutions", A1)
+    isolation = run["report"]["isolation"]
+    if isolation["sandbox"] != "bwrap":
+        pytest.skip(f"graded without a sandbox: {isolation['why_no_sandbox']}")
+    assert _score(graded, "a1_copies_the_solutions", A1)[0] == 0
+    assert "FileNotFoundError" in _outputs(
+        graded, "a1_copies_the_solutions", A1, "sampling"
+    )
+    # the honest reference solutions score full marks in the same sandbox
+    assert graded["references"]["report"]["isolation"]["sandbox"] == "bwrap"
 
 
 def test_pasted_outputs_then_a_dead_kernel_score_nothing(graded):

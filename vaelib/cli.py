@@ -285,6 +285,14 @@ def build_parser():
         help="seconds per notebook",
     )
     grade.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="where each submission's kernel runs: bwrap (a bubblewrap sandbox: "
+        "its own files only, no network, its own processes), none (your rights), "
+        "or auto: bwrap when it can run here, else none with a warning",
+    )
+    grade.add_argument(
         "--workdir",
         type=pathlib.Path,
         default=None,
@@ -343,6 +351,7 @@ def _grade(args):
             timeout=args.timeout,
             notebook_timeout=args.notebook_timeout,
             workdir=args.workdir,
+            sandbox=args.sandbox,
         )
     except grading.GradingError as error:
         raise UsageError(str(error)) from None

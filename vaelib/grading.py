@@ -22,8 +22,11 @@ course directory `course/assignments/` (`nbgrader_config.py` and
 4. `nbgrader generate_feedback` writes one HTML file per submission, and the
    scores come from nbgrader's CSV export, one row per submission.
 
-Student code still runs with the grader's rights: see course/INSTRUCTORS.md
-for what this does and does not protect against, and the container command.
+With bubblewrap (`sandbox="bwrap"`, or `"auto"` where it runs) each kernel
+runs in `vaelib.sandbox`'s sandbox: only its own files, no network, its own
+processes, a cleared environment. Without it, student code runs with the
+grader's rights. course/INSTRUCTORS.md says what each does and does not
+protect against.
 
 `FutureFrames` is the helper process behind `vaelib.checks.check_frame_predictor`.
 
@@ -58,9 +61,24 @@ class GradingError(Exception):
     """Grading could not run (no submissions, no course directory, no nbgrader)."""
 
 
+def _sandboxed_kernel_manager_class():
+    from jupyter_client import AsyncKernelManager
+    from traitlets import List, Unicode
+
+    class SandboxedKernelManager(AsyncKernelManager):
+        """A kernel manager that starts the kernel behind `sandbox_prefix` (bwrap)."""
+
+        sandbox_prefix = List(Unicode())
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            return [*self.sandbox_prefix, *super().format_kernel_cmd(extra_arguments)]
+
+    return SandboxedKernelManager
+
+
 def _isolated_execute_class():
     from nbgrader.preprocessors import Execute
-    from traitlets import Integer
+    from traitlets import Integer, Unicode
 
     class IsolatedExecute(Execute):
         """nbgrader's `Execute`, in a private folder, with a notebook time limit.
@@ -76,6 +94,9 @@ def _isolated_execute_class():
         notebook_timeout = Integer(1800, help="Seconds for a whole notebook.").tag(
             config=True
         )
+        sandbox = Unicode(
+            "none", help="'bwrap': the kernel runs in vaelib.sandbox's sandbox."
+        ).tag(config=True)
 
         def preprocess(self, nb, resources=None, km=None):
             resources = resources if resources is not None else {}
@@ -88,6 +109,12 @@ def _isolated_execute_class():
                 elif item.is_dir():
                     shutil.copytree(item, workdir / item.name, symlinks=True)
             metadata["path"] = str(workdir)
+            self._workdir, self._sockets = workdir, None
+            if self.sandbox == "bwrap":
+                # the kernel has no network: it talks to nbgrader over Unix
+                # sockets in a folder both sides see
+                self._sockets = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-kernel-"))
+                self.kernel_manager_class = _sandboxed_kernel_manager_class()
             self.skip_cells_with_tag = "vaelib-grading-never-skips"
             self._deadline = time.monotonic() + self.notebook_timeout
             self._stopped = None
@@ -101,8 +128,23 @@ def _isolated_execute_class():
                 metadata["path"] = original
                 self._kill_process_group()
                 shutil.rmtree(workdir, ignore_errors=True)
+                if self._sockets is not None:
+                    shutil.rmtree(self._sockets, ignore_errors=True)
             self._mark_cells_that_did_not_run(nb)
             return nb, resources
+
+        def create_kernel_manager(self):
+            km = super().create_kernel_manager()
+            if self._sockets is not None:
+                from vaelib import sandbox
+
+                km.transport = "ipc"
+                km.ip = str(self._sockets / "kernel")
+                km.connection_file = str(self._sockets / "kernel.json")
+                km.sandbox_prefix = sandbox.bwrap_command(
+                    [self._workdir, self._sockets]
+                )
+            return km
 
         def preprocess_cell(self, cell, resources, index):
             if self._process_group is None:
@@ -221,6 +263,7 @@ def grade_submissions(
     timeout=600,
     notebook_timeout=1800,
     workdir=None,
+    sandbox="auto",
     log=print,
 ):
     """Grades every submission in `submitted` with nbgrader; writes `out` (CSV).
@@ -238,6 +281,11 @@ def grade_submissions(
             the executed notebooks in `autograded/`, the HTML in `feedback/`,
             `report.json`); by default `<out without suffix>_grading/` next
             to the CSV. A folder from an earlier run is replaced.
+        sandbox: Where each submission's kernel runs: `"bwrap"` (the
+            sandbox of `vaelib.sandbox`; an error if bubblewrap cannot run
+            here), `"none"` (with the grader's rights), or `"auto"`: bwrap
+            when it can run, else none, said loudly. `report.json` records
+            what was and was not isolated.
 
     Returns:
         A dict: `seed`, `workdir`, `rows` (the CSV's rows as dicts), and
@@ -252,6 +300,12 @@ def grade_submissions(
             f"nbgrader is not installed ({error}): pip install -e '.[instructor]'"
         ) from None
 
+    from vaelib import sandbox as sandboxes
+
+    try:
+        kind, why_not = sandboxes.choose(sandbox)
+    except sandboxes.SandboxUnavailable as error:
+        raise GradingError(f"--sandbox bwrap cannot run here: {error}") from None
     course, out = pathlib.Path(course).resolve(), pathlib.Path(out).resolve()
     if not (course / "nbgrader_config.py").is_file():
         raise GradingError(f"{course} is not an nbgrader course: no nbgrader_config.py")
@@ -292,10 +346,20 @@ def grade_submissions(
         [sysconfig.get_path("scripts"), *filter(None, [previous_path])]
     )
     config = _config(workdir, course, timeout, notebook_timeout)
+    config.IsolatedExecute.sandbox = kind
     config.Autograde.autograde_preprocessors = [
         _isolated_execute_class(),
         *[p for p in _default_autograde_preprocessors() if p.__name__ != "Execute"],
     ]
+    if kind == "none":
+        log(
+            f"WARNING: NO SANDBOX ({why_not}). Each submission runs with your "
+            "rights: it can read the source notebooks, the gradebook and the "
+            "other submissions, use the network and leave processes running. "
+            "Grade untrusted work with --sandbox bwrap (course/INSTRUCTORS.md)."
+        )
+    else:
+        log("each submission runs in a bubblewrap sandbox (vaelib.sandbox)")
     log(f"grading {len(pairs)} submission(s) with seed {seed} in {workdir}")
     start = time.perf_counter()
     try:
@@ -346,6 +410,7 @@ def grade_submissions(
         "seconds": round(time.perf_counter() - start, 1),
         "submissions": cells,
         "could_not_grade": {f"{s}/{a}": e for (s, a), e in failures.items()},
+        "isolation": {**sandboxes.describe(kind), "why_no_sandbox": why_not},
     }
     (workdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return {"seed": seed, "workdir": workdir, "rows": rows, "cells": cells}
@@ -429,7 +494,9 @@ class FutureFrames:
     def __enter__(self):
         self._process = subprocess.Popen(
             # -m: `import vaelib` then skips Keras (see vaelib/__init__.py).
-            [sys.executable, "-m", "vaelib.grading"],
+            # -I: not the caller's folder on sys.path (a submission's
+            # ./vaelib/grading.py would shadow this module), no PYTHON* variables
+            [sys.executable, "-I", "-m", "vaelib.grading"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
