@@ -20,8 +20,11 @@ if [ "${1:-}" = "--raised" ]; then
   KERAS_BACKEND=tensorflow exec "$python" tests/raised_parameters.py "$@"
 fi
 
+# Two pytest-xdist workers, a test file each at a time (--dist loadfile: a
+# module's fixture, such as the grading runs, is built once).
 echo "== unit tests, KERAS_BACKEND=tensorflow"
-KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider tests "$@"
+KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider \
+  -n "${TEST_WORKERS:-2}" --dist loadfile tests "$@"
 KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider --doctest-modules vaelib
 
 # Again on JAX, the tests marked every_backend: the layers, losses, models'
@@ -39,6 +42,8 @@ KERAS_BACKEND=jax "$python" -m pytest -q -p no:cacheprovider \
 # notebook, reference solutions and hidden tests, and requires full marks;
 # each release notebook, untouched, must score 0. An instructor checks one
 # with `pytest --nbval-lax course/assignments/source/NN_.../NN_....ipynb`.
+# Two notebooks at a time (--dist loadfile keeps each notebook's cells in
+# order on one worker).
 echo "== notebooks (nbval, lax), KERAS_BACKEND=tensorflow"
 KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider --nbval-lax \
-  --ignore=course/assignments course/
+  -n "${TEST_WORKERS:-2}" --dist loadfile --ignore=course/assignments course/

@@ -370,7 +370,7 @@ def test_grades_csv_has_one_row_per_submission_and_nbgrader_columns(graded):
     rows = graded["cheats"]["rows"]
     assert {"student_id", "assignment", "score", "max_score"} <= set(rows[0])
     pairs = [(row["student_id"], row["assignment"]) for row in rows]
-    assert len(pairs) == len(set(pairs)) == 8
+    assert len(pairs) == len(set(pairs)) == 9
     report = graded["cheats"]["report"]
     assert report["seed"] == 12345
     assert report["timeout_per_cell_s"] == 300
