@@ -411,6 +411,16 @@ def test_the_sandbox_hides_the_course_solutions_from_a_submission(graded):
     assert graded["references"]["report"]["isolation"]["sandbox"] == "bwrap"
 
 
+def test_suspicious_code_is_flagged_in_the_report_and_the_csv(graded):
+    flags = graded["cheats"]["report"]["flags"]
+    copies = flags[f"a1_copies_the_solutions/{A1}"]
+    assert any("runs code built at run time" in flag for flag in copies), copies
+    assert flags[f"untouched/{A1}"] == []
+    assert not any(graded["references"]["report"]["flags"].values())
+    _, row = _run(graded, "a1_copies_the_solutions", A1)
+    assert "run time" in row["flags"]
+
+
 def test_pasted_outputs_then_a_dead_kernel_score_nothing(graded):
     student = "a1_pasted_outputs_then_exit"
     assert _score(graded, student, A1) == (0.0, 10.0)

@@ -335,6 +335,13 @@ def grade_submissions(
         )
         for path in refused:
             log(f"{student}/{assignment}: refused the symbolic link {path}")
+    flags = {}
+    for student, assignment in pairs:
+        copied = workdir / "submitted" / student / assignment / f"{assignment}.ipynb"
+        found = tamper_flags(copied) if copied.is_file() else []
+        flags[f"{student}/{assignment}"] = found
+        for flag in found:
+            log(f"FLAGGED {student}/{assignment}: {flag}")
 
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     previous_seed = os.environ.get(GRADING_SEED_VARIABLE)
@@ -397,6 +404,8 @@ def grade_submissions(
             for row in csv.DictReader(file)
             if (row["student_id"], row["assignment"]) in set(pairs)
         ]
+    for row in rows:
+        row["flags"] = "; ".join(flags[f"{row['student_id']}/{row['assignment']}"])
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
@@ -411,9 +420,16 @@ def grade_submissions(
         "submissions": cells,
         "could_not_grade": {f"{s}/{a}": e for (s, a), e in failures.items()},
         "isolation": {**sandboxes.describe(kind), "why_no_sandbox": why_not},
+        "flags": flags,
     }
     (workdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return {"seed": seed, "workdir": workdir, "rows": rows, "cells": cells}
+    return {
+        "seed": seed,
+        "workdir": workdir,
+        "rows": rows,
+        "cells": cells,
+        "flags": flags,
+    }
 
 
 def _autograde(api, assignments, pairs, log):
@@ -446,10 +462,76 @@ def _default_autograde_preprocessors():
     return Autograde.class_traits()["autograde_preprocessors"].default()
 
 
+# What a submission's own code should not need, each with what it could be
+# used for. The grader cannot see inside the kernel; it reads the code.
+_TAMPER_PATTERNS = (
+    (r"\bget_ipython\b|\bIPython\b", "reaches into IPython (hooks, traceback display)"),
+    (
+        r"\bimportlib\b|\b__import__\b|\bsys\.modules\b",
+        "imports or reloads modules by hand",
+    ),
+    (r"\bbuiltins\b|\b__builtins__\b", "changes Python's builtins"),
+    (r"\bos\.environ\b|\bputenv\b|\bgetenv\b", "reads or changes the environment"),
+    (
+        r"\bsubprocess\b|\bos\.(system|fork|spawn\w*|exec\w*|popen)\b|\bPopen\b",
+        "starts processes",
+    ),
+    (r"\bos\._exit\b|\bsys\.exit\b|\bsignal\b", "ends the kernel or handles signals"),
+    (r"/proc\b|\bctypes\b|\bgc\.get_objects\b", "reads other processes or memory"),
+    (
+        r"\bsys\._getframe\b|\binspect\.(stack|currentframe)\b|\bf_back\b|\bf_locals\b",
+        "reads the callers' frames",
+    ),
+    (r"(?<![\w.])(exec|eval|compile)\s*\(", "runs code built at run time"),
+    (
+        r"(?m)^\s*(?!self\.)[A-Za-z_]\w*(\.\w+)+\s*=(?!=)|\bsetattr\s*\(",
+        "replaces an attribute of an object it did not make (a module's function?)",
+    ),
+    (r"\bsocket\b|\burllib\b|\brequests\b|\bhttp\.client\b", "uses the network"),
+)
+
+
+def tamper_flags(notebook):
+    """What in a submission's own cells looks like tampering with the grading.
+
+    Reads the code cells a learner writes (nbgrader's answer cells, and any
+    cell that is not locked: cells a learner added); the locked cells, tests
+    among them, are restored from the source before grading anyway. Returns
+    a sorted list of `"<cell>: <what it may do> (<the code>)"`, empty for a
+    submission that uses none of `_TAMPER_PATTERNS`. A flag is a reason for
+    a person to read the notebook, not a verdict: grading does not change
+    the score.
+    """
+    import re
+
+    import nbformat
+
+    notebook = nbformat.read(str(notebook), as_version=4)
+    flags = set()
+    for index, cell in enumerate(notebook.cells):
+        grading = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or grading.get("locked"):
+            continue
+        name = grading.get("grade_id") or f"cell {index}"
+        for pattern, what in _TAMPER_PATTERNS:
+            found = re.search(pattern, cell.source)
+            if found:
+                flags.add(f"{name}: {what} ({found.group(0).strip()})")
+    return sorted(flags)
+
+
 def format_table(rows):
-    """A Markdown table of `student_id`, `assignment`, `score`, `max_score`."""
-    keys = ("student_id", "assignment", "score", "max_score")
-    table = [list(keys)] + [[str(row[key]) for key in keys] for row in rows]
+    """A Markdown table: `student_id`, `assignment`, `score`, `max_score`, `flags`.
+
+    `flags` is the number of things `tamper_flags` found (read them in the
+    CSV or report.json); rows without a `flags` key count none.
+    """
+    keys = ("student_id", "assignment", "score", "max_score", "flags")
+    table = [list(keys)] + [
+        [str(row[key]) for key in keys[:-1]]
+        + [str(len([f for f in row.get("flags", "").split("; ") if f]))]
+        for row in rows
+    ]
     widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
     lines = [
         "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
