@@ -6,6 +6,7 @@ They need bubblewrap (`apt-get install bubblewrap`; `.ci/run` installs it);
 without it they are skipped, and `grade --sandbox bwrap` refuses to run.
 """
 
+import hashlib
 import os
 import pathlib
 import socket
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from vaelib import grading, sandbox
@@ -160,3 +162,30 @@ def test_the_helper_process_does_not_import_from_the_callers_folder(
         context = clips.context()
     assert context.shape == (2, 2, 16, 16, 1)
     assert pathlib.Path.cwd() == tmp_path
+
+
+def test_the_clip_helper_refuses_an_mnist_file_that_is_not_mnist(tmp_path, monkeypatch):
+    # issue 28: os.environ["VAELIB_MNIST"] = a blank file made the clips blank,
+    # and zeros passed "0 <= 0.85 * 0"
+    blank = tmp_path / "mnist.npz"
+    zeros = np.zeros((10000, 28, 28), "uint8")
+    labels = np.zeros(10000, "uint8")
+    np.savez(blank, x_train=zeros, y_train=labels, x_test=zeros, y_test=labels)
+    monkeypatch.setenv("VAELIB_MNIST", str(blank))
+    with pytest.raises(RuntimeError, match="does not hold MNIST's test images"):
+        with grading.FutureFrames(32, 4, 2, 2, seed=0) as clips:
+            clips.context()
+
+
+def test_the_mnist_test_images_hash_is_the_published_files():
+    # the published t10k-images-idx3-ubyte: a 16-byte header, then the images
+    header = np.array([0x803, 10000, 28, 28], ">u4").tobytes()
+    mnist = os.environ.get("VAELIB_MNIST")
+    if not mnist or not pathlib.Path(mnist).is_file():
+        pytest.skip("no MNIST file here (VAELIB_MNIST)")
+    images = np.load(mnist)["x_test"]
+    assert hashlib.sha256(images.tobytes()).hexdigest() == (
+        grading.MNIST_TEST_IMAGES_SHA256
+    )
+    published = "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
+    assert hashlib.sha256(header + images.tobytes()).hexdigest() == published

@@ -745,6 +745,11 @@ def check_frame_predictor(
         "context_mean": "the context's mean frame",
         "copy_last": "copy-last-frame",
     }
+    if not best > 0:
+        _fail(
+            "The held-out clips came out blank, so no prediction can be judged: "
+            "is $VAELIB_MNIST an MNIST file?"
+        )
     if not ours <= PREDICTOR_MARGIN * best:
         _fail(
             f"MSE per frame {ours:.1f} on new clips; it must be at most "

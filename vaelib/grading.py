@@ -625,6 +625,40 @@ class FutureFrames:
         return self._read_line()
 
 
+# sha256 of MNIST's 10,000 test images as stored (uint8, 10000 x 28 x 28): the
+# t10k-images-idx3-ubyte file without its 16-byte header
+# (tests/test_sandbox.py checks it against the published hash of the file).
+MNIST_TEST_IMAGES_SHA256 = (
+    "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161"
+)
+
+
+def _check_mnist_file():
+    """The helper's clips come from MNIST's real test digits, or from no file.
+
+    The kernel that starts the helper sets its environment, so a submission
+    could point `$VAELIB_MNIST` at a file of blank digits (blank clips, which
+    any prediction "beats"). A file named there must hold MNIST's test images.
+    """
+    import hashlib
+
+    path = os.environ.get("VAELIB_MNIST")
+    if not path:
+        return
+    try:
+        with np.load(path) as data:
+            images = np.ascontiguousarray(data["x_test"])
+    except (OSError, KeyError, ValueError) as error:
+        raise SystemExit(f"$VAELIB_MNIST={path} is not an mnist.npz: {error}") from None
+    digest = hashlib.sha256(images.tobytes()).hexdigest()
+    if images.dtype != np.uint8 or digest != MNIST_TEST_IMAGES_SHA256:
+        raise SystemExit(
+            f"$VAELIB_MNIST={path} does not hold MNIST's test images (sha256 of "
+            f"x_test {digest}, expected {MNIST_TEST_IMAGES_SHA256}): the clips "
+            "are not drawn from it."
+        )
+
+
 def _mse_per_frame(target, prediction):
     return float(np.square(target - prediction).sum(axis=(2, 3, 4)).mean())
 
@@ -634,6 +668,7 @@ def _serve():
     from vaelib.data.moving import MovingDigits
 
     settings = json.loads(sys.stdin.buffer.readline())
+    _check_mnist_file()
     entropy = secrets.randbits(64)
     clip_seed = np.random.SeedSequence([settings["seed"], entropy]).generate_state(1)
     clips = MovingDigits.scaled(
