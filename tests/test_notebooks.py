@@ -27,6 +27,16 @@ def test_the_course_has_its_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_lesson_opens_with_its_title(path):
+    # On the website (and on a code host) a lesson that opened with its
+    # set-up code showed two code cells above its title.
+    first = json.loads(path.read_text())["cells"][0]
+    source = "".join(first["source"])
+    assert first["cell_type"] == "markdown", f"{path.name} opens with code"
+    assert source.startswith(f"# {path.name[:2]} · "), source[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_heading_stands_on_its_own_line(path):
     # "...end of a sentence.## 2. Restoration" renders as text, not a heading.
     for text in _markdown_cells(path):

@@ -63,3 +63,17 @@ def test_videos(tmp_path):
     assert len(fig.axes) == 2
     with pytest.raises(ValueError, match="equal length"):
         viz.show_video([clip, clip[:3]])
+
+
+def test_the_video_player_needs_no_network():
+    """matplotlib's player loads Font Awesome from a CDN for its buttons; offline
+    (a notebook, the course's website) they were blank and the browser logged
+    an error. show_video's player fetches nothing and labels every button."""
+    import re
+
+    html = viz.show_video(np.zeros((3, 8, 8))).data
+    assert not re.search(r"(src|href)=\s*\"?https?://", html), "fetches from a server"
+    buttons = re.findall(r"<button[^>]*>(.*?)</button>", html, flags=re.S)
+    assert len(buttons) == 9
+    assert all(re.sub(r"\s", "", label) for label in buttons), "a blank button"
+    assert "fa fa-" not in html

@@ -5,6 +5,8 @@ returns the figure (or HTML); none calls `plt.show()`. Images and frames are
 `(height, width, 1)` or `(height, width)` with values in [0, 1].
 """
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import animation
@@ -230,8 +232,33 @@ def show_video(clips, labels=None, interval=120, scale=1.6):
 
     clips = _clip_list(clips)
     labels = labels or [""] * len(clips)
-    return HTML(
-        _animation(clips, labels, interval, scale).to_jshtml(default_mode="loop")
+    movie = _animation(clips, labels, interval, scale)
+    return HTML(_offline_controls(movie.to_jshtml(default_mode="loop")))
+
+
+# Matplotlib's player draws its buttons with Font Awesome icons from a CDN:
+# offline (in a notebook or on the course's website) the buttons are blank
+# and the browser logs a failed request. Text symbols need no download.
+_BUTTON_SYMBOLS = {
+    "fa fa-minus": "&minus;",
+    "fa fa-fast-backward": "|&#9664;&#9664;",
+    "fa fa-step-backward": "|&#9664;",
+    "fa fa-play fa-flip-horizontal": "&#9664;",
+    "fa fa-pause": "&#10074;&#10074;",
+    "fa fa-play": "&#9654;",
+    "fa fa-step-forward": "&#9654;|",
+    "fa fa-fast-forward": "&#9654;&#9654;|",
+    "fa fa-plus": "+",
+}
+
+
+def _offline_controls(html):
+    """The player's HTML without the CDN stylesheet, its icons as text."""
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+    return re.sub(
+        r'<i class="(fa [^"]*)"></i>',
+        lambda icon: _BUTTON_SYMBOLS.get(icon.group(1), "&#183;"),
+        html,
     )
 
 
