@@ -22,7 +22,7 @@ fi
 
 # Two pytest-xdist workers, a test file each at a time (--dist loadfile: a
 # module's fixture, such as the grading runs, is built once).
-echo "== unit tests, KERAS_BACKEND=tensorflow"
+echo "== unit tests, KERAS_BACKEND=tensorflow (at ${SECONDS} s)"
 KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider \
   -n "${TEST_WORKERS:-2}" --dist loadfile tests "$@"
 KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider --doctest-modules vaelib
@@ -33,7 +33,7 @@ KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider --doctest-mo
 # shipped models' re-measurements, notebooks) do not depend on it; run on
 # JAX they doubled CI's time. JAX runs these small ops one by one from
 # Python on one core: two pytest-xdist workers use both.
-echo "== unit tests marked every_backend, KERAS_BACKEND=jax"
+echo "== unit tests marked every_backend, KERAS_BACKEND=jax (at ${SECONDS} s)"
 KERAS_BACKEND=jax "$python" -m pytest -q -p no:cacheprovider \
   -n "${JAX_TEST_WORKERS:-2}" -m every_backend tests "$@"
 
@@ -44,6 +44,6 @@ KERAS_BACKEND=jax "$python" -m pytest -q -p no:cacheprovider \
 # with `pytest --nbval-lax course/assignments/source/NN_.../NN_....ipynb`.
 # Two notebooks at a time (--dist loadfile keeps each notebook's cells in
 # order on one worker).
-echo "== notebooks (nbval, lax), KERAS_BACKEND=tensorflow"
+echo "== notebooks (nbval, lax), KERAS_BACKEND=tensorflow (at ${SECONDS} s)"
 KERAS_BACKEND=tensorflow "$python" -m pytest -q -p no:cacheprovider --nbval-lax \
   -n "${TEST_WORKERS:-2}" --dist loadfile --ignore=course/assignments course/

@@ -125,3 +125,22 @@ def test_fit_vae_names_out_dir_when_it_is_a_file(tmp_path):
     x = np.zeros((4, 8, 8, 1), "float32")
     with pytest.raises(ValueError, match="Expected out_dir to be a folder"):
         fit_vae(mlp_vae(input_shape=(8, 8, 1), latent_dim=2), x, out_dir=blocker)
+
+
+def test_site_refuses_a_folder_it_did_not_build_and_a_file(tmp_path, capsys):
+    """`python -m vaelib site --out DIR` writes only into a new or empty folder,
+    or one an earlier site build wrote; a user's folder and files are left as
+    they were."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "mine.md").write_text("my notes")
+    assert main(["site", "--out", str(folder)]) == 2
+    error = _one_line_error(capsys)
+    assert "out" in error and "no site build wrote" in error
+    assert [p.name for p in folder.iterdir()] == ["mine.md"]
+    assert (folder / "mine.md").read_text() == "my notes"
+    file = tmp_path / "site.html"
+    file.write_text("<p>mine</p>")
+    assert main(["site", "--out", str(file)]) == 2
+    assert "is a file" in _one_line_error(capsys)
+    assert file.read_text() == "<p>mine</p>"

@@ -139,6 +139,15 @@ def test_the_readme_set_up_installs_what_its_test_command_needs():
     assert 'bash -euo pipefail -c "$setup"' in ci
     assert 'bash -euo pipefail -c "$tests"' in ci
     assert "pip install" not in ci, "CI installs only what the README's set-up does"
+    # The website: its README block installs the builder and the browser driver,
+    # and CI runs it and the browser test as written (issue 31).
+    site = re.search(r'install -e "\.\[([a-z,]+)\]"', commands["site"])
+    assert site and commands["site"].endswith("python -m vaelib site"), commands["site"]
+    site_needs = {_name(r) for e in site.group(1).split(",") for r in optional[e]}
+    assert {"jupyter-book", "sphinx-mathjax-offline", "playwright"} <= site_needs
+    assert commands["site-tests"].endswith("tests/test_site.py")
+    assert 'bash -euo pipefail -c "$site"' in ci
+    assert 'bash -euo pipefail -c "$site_tests"' in ci
 
 
 def test_each_builder_takes_exactly_its_class_arguments():

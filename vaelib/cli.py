@@ -1,4 +1,4 @@
-"""Command line: `python -m vaelib train|evaluate|generate|grade|data|upgrade-model`.
+"""Command line: `python -m vaelib <command>`, one for each job below.
 
     python -m vaelib train --model mlp --data digits --epochs 30 --out runs/mlp
     python -m vaelib train --model convlstm --data moving-digits --epochs 1 --out runs/v
@@ -7,13 +7,15 @@
     python -m vaelib data moving-digits --clips 1000 --out data/moving.npz
     python -m vaelib grade submissions/   # run each notebook, print a score table
     python -m vaelib upgrade-model old/model.keras --out new/model.keras
+    python -m vaelib site                 # the course as a website, in _build/site
 
 `train` runs `vaelib.training.fit_vae` (checkpoints, `--resume`, CSV and
 TensorBoard logs, KL annealing, mixed precision, distribution) and writes
 `model.keras` and `metrics.json` to `--out`, then prints the held-out metrics;
 `evaluate` prints the same table for a saved model; `generate` writes prior
 samples as a PNG grid or an animated GIF; `upgrade-model` converts a file
-saved before the architecture classes. Bad arguments, unreadable files and
+saved before the architecture classes; `site` builds the course's website
+with Jupyter Book (`vaelib.site`). Bad arguments, unreadable files and
 unusable data exit with status 2 and a one-line reason; a diverged training
 run exits with status 1 and one line. This module parses and dispatches; the
 work is in `vaelib.commands` (one module per seam).
@@ -336,7 +338,32 @@ def build_parser():
     data.add_argument(
         "--overwrite", action="store_true", help="replace --out if it exists"
     )
+    site = commands.add_parser(
+        "site",
+        help="build the course as a website (Jupyter Book) from the stored notebooks",
+    )
+    site.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=pathlib.Path("_build/site"),
+        help="a new or empty folder, or one an earlier site build wrote "
+        "(default: _build/site); the pages are in OUT/_build/html",
+    )
     return parser
+
+
+def _site(args):
+    from vaelib import site
+
+    try:
+        html = site.build(args.out, quiet=False)
+    except site.SiteError as error:
+        message = str(error)
+        if message.startswith("jupyter-book build failed"):
+            raise RunFailed(message) from None
+        raise UsageError(message) from None
+    print(f"the site is in {html}: open {html / 'index.html'} in a browser")
+    return 0
 
 
 def _grade(args):
@@ -373,6 +400,7 @@ def main(argv=None):
         "grade": _grade,
         "data": run.data,
         "upgrade-model": run.upgrade_model,
+        "site": _site,
     }
     try:
         return commands[args.command](args)
