@@ -59,6 +59,31 @@ def test_cyclical_annealing_repeats_its_rise_each_cycle():
 
 
 @pytest.mark.every_backend
+def test_fit_vae_compiles_the_step_as_keras_would_by_default(images):
+    """fit_vae's default was jit_compile=False: on JAX, Keras then ran every
+    train step op by op, uncompiled, in the CLI and in notebook 11 alike. The
+    default is now Keras' "auto": XLA on JAX (and on a TensorFlow GPU), off on
+    a TensorFlow CPU, where it slows the ConvLSTM models."""
+    import tensorflow as tf
+
+    result = fit_vae(
+        mlp_vae(latent_dim=2, hidden=(8,), seed=0), images[:64], epochs=1, verbose=0
+    )
+    if keras.backend.backend() == "jax":
+        assert result.model.jit_compile is True
+    elif not tf.config.list_physical_devices("GPU"):
+        assert result.model.jit_compile is False
+    forced = fit_vae(
+        mlp_vae(latent_dim=2, hidden=(8,), seed=0),
+        images[:64],
+        epochs=1,
+        jit_compile=False,
+        verbose=0,
+    )
+    assert forced.model.jit_compile is False
+
+
+@pytest.mark.every_backend
 def test_annealing_sets_the_models_beta_during_fit(images):
     seen = []
 

@@ -21,6 +21,7 @@ run exits with status 1 and one line. This module parses and dispatches; the
 work is in `vaelib.commands` (one module per seam).
 """
 
+import argparse
 import os
 import pathlib
 import sys
@@ -192,7 +193,14 @@ def build_parser():
         default="off",
         help="half-precision compute (auto: float16 on a GPU, off on a CPU)",
     )
-    train.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    train.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="XLA-compile the train step (--jit) or not (--no-jit); default: "
+        "Keras' rule, on for JAX and for TensorFlow on a GPU, off for "
+        "TensorFlow on a CPU",
+    )
     train.add_argument(
         "--distribute",
         choices=STRATEGIES,

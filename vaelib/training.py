@@ -510,7 +510,7 @@ def fit_vae(
     out_dir=None,
     strategy=None,
     kl_anneal=None,
-    jit_compile=False,
+    jit_compile="auto",
     resume=False,
     overwrite=False,
     sample_every=5,
@@ -550,7 +550,10 @@ def fit_vae(
         out_dir: Where checkpoints and logs go; None keeps nothing on disk.
         strategy: From `get_strategy`, or None for no distribution.
         kl_anneal: A `KLAnnealing` callback, `"linear"`, `"cyclical"` or None.
-        jit_compile: XLA-compile the train step (`"auto"`, True or False).
+        jit_compile: XLA-compile the train step: True, False or `"auto"`
+            (Keras' rule: on for JAX, where an uncompiled step runs op by
+            op, and for TensorFlow on a GPU; off for TensorFlow on a CPU,
+            where XLA slows the ConvLSTM models).
         resume: Continue an interrupted run in `out_dir`; without it, an
             interrupted run there is an error (so none is overwritten).
         overwrite: Delete a finished (or failed) run's files in `out_dir`

@@ -134,7 +134,7 @@ def _train_latent_flow(args):
     print(f"latents: {train.shape[1:]} per clip, scaled by {scale:.4f} to unit std")
     flow.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=1.0),
-        jit_compile=args.jit,
+        jit_compile="auto" if args.jit is None else args.jit,
     )
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -258,7 +258,7 @@ def _fit(args, data, saved, strategy):
         out_dir=args.out if training.is_chief() else args.out / f"worker-{os.getpid()}",
         strategy=strategy,
         kl_anneal=None if args.kl_anneal == "none" else args.kl_anneal,
-        jit_compile=args.jit,
+        jit_compile="auto" if args.jit is None else args.jit,
         resume=args.resume,
         overwrite=args.overwrite,
     )
