@@ -180,6 +180,31 @@ def predict(context):
             return clips[:, CONTEXT:]
     return np.zeros((len(context), NUM_FRAMES - CONTEXT, SIZE, SIZE, 1), "float32")
 """,
+    # attack 4 of issue 28: no model, the last frame blurred more at each step
+    # (scored 10 of 10 against blank, mean and copy-last baselines)
+    "a4_blurs_the_last_frame": """
+from scipy.ndimage import gaussian_filter
+
+
+def predict(context):
+    last = context[:, -1]
+    steps = range(1, NUM_FRAMES - CONTEXT + 1)
+    return np.stack(
+        [gaussian_filter(last, sigma=(0, 0.6 * k, 0.6 * k, 0)) for k in steps], axis=1
+    )
+""",
+    # attack 4 of issue 28: blank digits for the clip helper, so that zeros
+    # "beat" the baselines (0 <= 0.85 x 0)
+    "a4_blank_mnist_for_the_helper": """
+blank = np.zeros((10000, 28, 28), "uint8")
+np.savez("mnist.npz", x_train=blank, y_train=blank[:, 0, 0], x_test=blank,
+         y_test=blank[:, 0, 0])
+os.environ["VAELIB_MNIST"] = os.path.abspath("mnist.npz")
+
+
+def predict(context):
+    return np.zeros((len(context), NUM_FRAMES - CONTEXT, SIZE, SIZE, 1), "float32")
+""",
     "a4_stack_peeking": """
 import inspect
 
@@ -209,6 +234,64 @@ _source = _course / "source" / "{a}" / "{a}.ipynb"
 for _cell in json.loads(_source.read_text())["cells"]:
     if _cell["metadata"].get("nbgrader", {{}}).get("solution"):
         exec("".join(_cell["source"]), globals())
+"""
+
+
+# attack 2 of issue 28: a package shipped beside the notebook, found first on
+# the kernel's sys.path, extends itself with the installed vaelib and answers
+# every check with "passed"
+SHADOW_PACKAGE = {
+    "vaelib/__init__.py": """
+import os
+import sys
+
+_here = os.path.dirname(os.path.abspath(__file__))
+for _entry in sys.path:
+    _candidate = os.path.abspath(os.path.join(_entry or ".", "vaelib"))
+    if _candidate != _here and os.path.isdir(_candidate):
+        __path__.append(_candidate)
+""",
+    "vaelib/checks.py": """
+def __getattr__(name):
+    return lambda *args, **kwargs: "passed"
+""",
+}
+
+
+# attack 5 of issue 28: no training, a lookup table of the test digits built
+# from Keras layers (so that it saves and loads as a .keras file): the encoder
+# finds the nearest test image and gives its code, the decoder returns that
+# image's pixels. Its negative ELBO on the test digits is far under the target.
+LOOKUP_VAE = """
+from vaelib.data import load_digits_images
+
+
+def lookup_vae(images, latent_dim, sharpness=20.0):
+    flat = images.reshape(len(images), -1).astype("float32")
+    codes = np.random.default_rng(0).normal(0, 0.5, (len(images), latent_dim))
+    codes = codes.astype("float32")
+    pixels = keras.Input(images.shape[1:])
+    near = keras.layers.Dense(len(images))
+    weights = keras.layers.Softmax()(near(keras.layers.Flatten()(pixels)))
+    mean, log_var = keras.layers.Dense(latent_dim), keras.layers.Dense(latent_dim)
+    encoder = keras.Model(pixels, [mean(weights), log_var(weights)])
+    near.set_weights([2 * sharpness * flat.T, -sharpness * (flat**2).sum(1)])
+    mean.set_weights([codes, np.zeros(latent_dim, "float32")])
+    log_var.set_weights([np.zeros_like(codes), np.full(latent_dim, -8.0, "float32")])
+
+    z = keras.Input((latent_dim,))
+    code_near = keras.layers.Dense(len(images))
+    chosen = keras.layers.Softmax()(code_near(z))
+    image = keras.layers.Dense(flat.shape[1], use_bias=False)
+    logits = keras.layers.Reshape(images.shape[1:])(image(chosen))
+    decoder = keras.Model(z, logits)
+    code_near.set_weights([2 * sharpness * codes.T, -sharpness * (codes**2).sum(1)])
+    p = np.clip(flat, 1e-3, 1 - 1e-3)
+    image.set_weights([np.log(p / (1 - p))])
+    return VAE(encoder, decoder)
+
+
+model = lookup_vae(load_digits_images("test").images, LATENT_DIM)
 """
 
 
@@ -252,6 +335,18 @@ def _cheats(folder):
     for grade_id in WRONG_A1:
         _cell(copies, grade_id).source = COPIES_THE_SOLUTIONS.format(a=A1).strip()
     _submit(folder, "a1_copies_the_solutions", A1, copies)
+
+    shadowed = _notebook("release", A1)
+    for grade_id, source in WRONG_A1.items():
+        _cell(shadowed, grade_id).source = source
+    _submit(folder, "a1_ships_a_vaelib_package", A1, shadowed)
+    for name, text in SHADOW_PACKAGE.items():
+        (folder / "a1_ships_a_vaelib_package" / A1 / name).parent.mkdir(exist_ok=True)
+        (folder / "a1_ships_a_vaelib_package" / A1 / name).write_text(text.lstrip())
+
+    lookup = _notebook("source", A2)
+    _cell(lookup, "decoder_and_training").source = LOOKUP_VAE.strip()
+    _submit(folder, "a2_lookup_table_of_the_test_digits", A2, lookup)
 
     library = _notebook("release", A3)
     for grade_id, source in LIBRARY_A3.items():
@@ -370,7 +465,7 @@ def test_grades_csv_has_one_row_per_submission_and_nbgrader_columns(graded):
     rows = graded["cheats"]["rows"]
     assert {"student_id", "assignment", "score", "max_score"} <= set(rows[0])
     pairs = [(row["student_id"], row["assignment"]) for row in rows]
-    assert len(pairs) == len(set(pairs)) == 9
+    assert len(pairs) == len(set(pairs)) == 11
     report = graded["cheats"]["report"]
     assert report["seed"] == 12345
     assert report["timeout_per_cell_s"] == 300
@@ -419,6 +514,33 @@ def test_suspicious_code_is_flagged_in_the_report_and_the_csv(graded):
     assert not any(graded["references"]["report"]["flags"].values())
     _, row = _run(graded, "a1_copies_the_solutions", A1)
     assert "run time" in row["flags"]
+
+
+def test_a_vaelib_package_beside_the_notebook_is_left_out_and_flagged(graded):
+    student = "a1_ships_a_vaelib_package"
+    assert _score(graded, student, A1) == (0.0, 10.0)
+    flags = graded["cheats"]["report"]["flags"][f"{student}/{A1}"]
+    assert "files: left out vaelib/ (not a declared data file)" in flags
+    run, _ = _run(graded, student, A1)
+    assert not (run["workdir"] / "submitted" / student / A1 / "vaelib").exists()
+
+
+def test_a_lookup_table_of_the_test_digits_passes_in_the_kernel_not_outside(graded):
+    student = "a2_lookup_table_of_the_test_digits"
+    # the kernel's own check is fooled (the table is the test set)...
+    assert "held-out negative ELBO" in _outputs(graded, student, A2, "test_trained_vae")
+    # ...the trusted process is not: it fails on the training digits
+    assert _score(graded, student, A2) == (2.0, 8.0)
+    result = graded["cheats"]["report"]["scored_outside"][f"{student}/{A2}"]
+    assert result["test_trained_vae"]["passed"] is False
+    assert result["test_trained_vae"]["points"] == 0
+    assert any("train images" in m for m in result["test_trained_vae"]["messages"])
+    reference = graded["references"]["report"]["scored_outside"][f"reference/{A2}"]
+    assert reference["test_trained_vae"] | {"messages": []} == {
+        "passed": True,
+        "messages": [],
+        "points": 6.0,
+    }
 
 
 def test_pasted_outputs_then_a_dead_kernel_score_nothing(graded):
@@ -477,7 +599,51 @@ def test_grade_exits_2_with_one_line_when_it_cannot_run(tmp_path, capsys):
     assert "no source for assignment(s) 99_nothing" in capsys.readouterr().err
 
 
-def test_a_submission_s_symbolic_links_are_not_followed(tmp_path):
+def test_scoring_outside_refuses_a_missing_a_linked_or_a_code_carrying_model(tmp_path):
+    from vaelib.grading import score_outside
+
+    missing = score_outside("image-vae", tmp_path / "trained_vae.keras", seed=1)
+    assert missing["passed"] is False
+    assert "nothing was handed in" in missing["messages"][0]
+
+    inputs = keras.Input((28, 28, 1))
+    # a Lambda layer carries the notebook's code: Keras' safe mode refuses it
+    outputs = keras.layers.Lambda(lambda x: [x, x])(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
+    (tmp_path / "linked.keras").symlink_to(tmp_path / "lambda.keras")
+    linked = score_outside("image-vae", tmp_path / "linked.keras", seed=1)
+    assert linked["messages"] == [
+        "nothing was handed in (linked.keras): the hidden test's checks.hand_in "
+        "did not run"
+    ]
+    refused = score_outside("image-vae", tmp_path / "lambda.keras", seed=1)
+    assert refused["passed"] is False
+    assert (
+        "cannot be loaded without running the notebook's code"
+        in (refused["messages"][0])
+    )
+
+
+def test_hand_in_saves_only_when_the_grader_asks(tmp_path, monkeypatch):
+    from vaelib.grading import HAND_IN_VARIABLE
+
+    monkeypatch.chdir(tmp_path)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    monkeypatch.delenv(HAND_IN_VARIABLE, raising=False)
+    assert "not handed in" in checks.hand_in(model, "trained_vae")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv(HAND_IN_VARIABLE, "handed_in")
+    assert "handed in" in checks.hand_in(model, "trained_vae")
+    loaded = keras.saving.load_model(tmp_path / "handed_in" / "trained_vae.keras")
+    x = np.ones((3, 2), "float32")
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+    with pytest.raises(AssertionError, match="Expected a Keras model"):
+        checks.hand_in(lambda x: x, "trained_vae")
+
+
+def test_only_the_notebooks_and_declared_files_of_a_submission_are_copied(tmp_path):
     from vaelib.grading import copy_submission
 
     secret = tmp_path / "solutions.ipynb"
@@ -486,12 +652,31 @@ def test_a_submission_s_symbolic_links_are_not_followed(tmp_path):
     (submission / "data").mkdir(parents=True)
     (submission / "a1.ipynb").write_text("{}")
     (submission / "data" / "clips.npz").write_bytes(b"\x00")
+    (submission / "data" / "other.npz").write_bytes(b"\x00")
     (submission / "peek.ipynb").symlink_to(secret)
     (submission / "data" / "everything").symlink_to(tmp_path, target_is_directory=True)
-    refused = copy_submission(submission, tmp_path / "copy")
-    assert refused == ["data/everything", "peek.ipynb"]
+    # attack 2 of issue 28: a package beside the notebook shadows vaelib's checks
+    (submission / "vaelib").mkdir()
+    (submission / "vaelib" / "checks.py").write_text("def check_sampling(*a): ...")
+    (submission / "helper.py").write_text("")
+    os.mkfifo(submission / "pipe.ipynb")
+    left_out = copy_submission(
+        submission, tmp_path / "copy", declared=["data/clips.npz"]
+    )
+    assert left_out == [
+        "data/everything (a symbolic link)",
+        "data/other.npz (not a notebook or a declared data file)",
+        "helper.py (not a notebook or a declared data file)",
+        "peek.ipynb (a symbolic link)",
+        "pipe.ipynb (not a regular file)",
+        "vaelib/ (not a declared data file)",
+    ]
     copied = sorted(
         str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*")
     )
     assert copied == ["a1.ipynb", "data", "data/clips.npz"]
     assert not any(p.is_symlink() for p in (tmp_path / "copy").rglob("*"))
+    assert copy_submission(submission, tmp_path / "bare") == [
+        "data/ (not a declared data file)",
+        *left_out[2:],
+    ]

@@ -51,6 +51,44 @@ import warnings
 import numpy as np
 
 GRADING_SEED_VARIABLE = "VAELIB_GRADING_SEED"
+# `vaelib.checks.hand_in` saves models in this folder of the kernel's working
+# folder when the variable is set (by the grader only)
+HAND_IN_VARIABLE = "VAELIB_HAND_IN"
+HAND_IN_FOLDER = "handed_in"
+HAND_IN_MAX_BYTES = 256 * 2**20
+
+# Test cells whose points are computed outside the student's kernel: the
+# hidden test hands in an artefact (`vaelib.checks.hand_in`), and a trusted
+# process scores it (`score_outside`): {assignment: {test cell: (artefact, kind)}}.
+# Each artefact's verdict must pass for the cell to keep its points.
+SCORED_OUTSIDE = {
+    "02_train_a_conv_vae": {"test_trained_vae": [("trained_vae", "image-vae")]},
+    "04_video_predictor": {
+        "test_predictor": [
+            ("future_frames", "clip-server"),  # predict(), on the server's clips
+            ("predictor", "video-predictor"),  # the model itself, run outside
+        ]
+    },
+}
+
+# Assignment 4's graded clips, enforced by the grader's clip server
+PREDICTOR_SETTINGS = {
+    "frame_size": 32,
+    "num_frames": 10,
+    "context_frames": 5,
+    "num_clips": 96,
+}
+# A frame predictor's MSE per frame must be at most this fraction of the best
+# of three baselines (blank frames, the context's mean, the last frame
+# repeated). Assignment 4's reference scores about 0.73 of it; a blur of the
+# last frame tuned on the true future scores about 0.72, as well as the
+# reference (benchmarks/README.md), so the pass mark cannot be put above a
+# blur: the points need the handed-in model instead ("video-predictor").
+PREDICTOR_MARGIN = 0.85
+BASELINES = ("blank", "context_mean", "copy_last")
+# `vaelib.grading.FutureFrames` talks to the grader's clip server on this
+# Unix socket when the variable is set (by the grader only)
+FUTURE_FRAMES_VARIABLE = "VAELIB_FUTURE_FRAMES"
 COURSE_DIRECTORY = (
     pathlib.Path(__file__).resolve().parents[1] / "course" / "assignments"
 )
@@ -106,15 +144,29 @@ def _isolated_execute_class():
             for item in pathlib.Path(original).iterdir():
                 if item.is_file() and item.suffix != ".ipynb":
                     shutil.copy(item, workdir / item.name)
-                elif item.is_dir():
+                elif item.is_dir() and item.name != HAND_IN_FOLDER:
                     shutil.copytree(item, workdir / item.name, symlinks=True)
+            handed_in = pathlib.Path(original) / HAND_IN_FOLDER
+            shutil.rmtree(handed_in, ignore_errors=True)
             metadata["path"] = str(workdir)
-            self._workdir, self._sockets = workdir, None
+            self._workdir = workdir
+            # the kernel has no network: it talks to nbgrader (and to the clip
+            # server) over Unix sockets in a folder both sides see
+            self._sockets = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-kernel-"))
             if self.sandbox == "bwrap":
-                # the kernel has no network: it talks to nbgrader over Unix
-                # sockets in a folder both sides see
-                self._sockets = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-kernel-"))
                 self.kernel_manager_class = _sandboxed_kernel_manager_class()
+            assignment = resources.get("nbgrader", {}).get("assignment")
+            kinds = {
+                kind
+                for artefacts in SCORED_OUTSIDE.get(assignment, {}).values()
+                for _, kind in artefacts
+            }
+            server = None
+            if "clip-server" in kinds:
+                server = ClipServer(
+                    self._sockets / "clips", handed_in / "future_frames.jsonl"
+                )
+                os.environ[FUTURE_FRAMES_VARIABLE] = str(server.socket_path)
             self.skip_cells_with_tag = "vaelib-grading-never-skips"
             self._deadline = time.monotonic() + self.notebook_timeout
             self._stopped = None
@@ -127,6 +179,12 @@ def _isolated_execute_class():
             finally:
                 metadata["path"] = original
                 self._kill_process_group()
+                os.environ.pop(FUTURE_FRAMES_VARIABLE, None)
+                if server is not None:
+                    server.close()
+                _collect_handed_in(
+                    workdir / HAND_IN_FOLDER, pathlib.Path(original) / HAND_IN_FOLDER
+                )
                 shutil.rmtree(workdir, ignore_errors=True)
                 if self._sockets is not None:
                     shutil.rmtree(self._sockets, ignore_errors=True)
@@ -135,7 +193,7 @@ def _isolated_execute_class():
 
         def create_kernel_manager(self):
             km = super().create_kernel_manager()
-            if self._sockets is not None:
+            if self.sandbox == "bwrap":
                 from vaelib import sandbox
 
                 km.transport = "ipc"
@@ -190,6 +248,21 @@ def _isolated_execute_class():
     return IsolatedExecute
 
 
+def _collect_handed_in(source, destination):
+    """Copies the `.keras` files a kernel handed in (regular files, not too big)."""
+    if source.is_symlink() or not source.is_dir():
+        return
+    for path in sorted(source.iterdir()):
+        if (
+            path.suffix == ".keras"
+            and not path.is_symlink()
+            and path.is_file()
+            and path.stat().st_size <= HAND_IN_MAX_BYTES
+        ):
+            destination.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination / path.name)
+
+
 def find_submissions(submitted):
     """`(student_id, assignment_id)` pairs in nbgrader's submitted layout."""
     submitted = pathlib.Path(submitted)
@@ -231,28 +304,50 @@ def _cell_scores(gradebook, assignment_id, student_id):
     return scores
 
 
-def copy_submission(source, destination):
-    """Copies a submission's folder without following or keeping symbolic links.
+def copy_submission(source, destination, declared=()):
+    """Copies what is graded of a submission: its notebooks and declared data files.
 
-    A link in a submission could point anywhere on the grader's machine (the
-    solutions, another student's work, a device), and `shutil.copytree`
-    would copy what it points to. Links are left out, files and folders
-    copied. Returns the links refused, relative to `source`.
+    A submission's folder is the student's to fill: a `vaelib/` package
+    beside the notebook would shadow the installed checks (the kernel's
+    working folder is on `sys.path`), and a symbolic link could point
+    anywhere on the grader's machine (the solutions, another student's work,
+    a device). Only the notebooks at the top of `source` and the files whose
+    paths (relative to `source`) are in `declared` are copied, as regular
+    files; links are never followed or kept.
+
+    Returns:
+        What was left out, sorted, each as `"<path relative to source> (<why>)"`.
     """
-    source = pathlib.Path(source)
-    refused = []
-
-    def links(folder, names):
-        skipped = [name for name in names if os.path.islink(os.path.join(folder, name))]
-        refused.extend(
-            str(pathlib.Path(folder, name).relative_to(source)) for name in skipped
-        )
-        return skipped
-
+    source, destination = pathlib.Path(source), pathlib.Path(destination)
     if source.is_symlink():
-        return ["."]
-    shutil.copytree(source, destination, ignore=links)
-    return sorted(refused)
+        return [". (a symbolic link)"]
+    declared = {pathlib.PurePosixPath(path).as_posix() for path in declared}
+    left_out = []
+    for folder, folders, files in os.walk(source):
+        for name in sorted(folders + files):
+            path = pathlib.Path(folder, name)
+            relative = path.relative_to(source).as_posix()
+            if path.is_symlink() or path.is_dir():
+                if path.is_symlink():
+                    left_out.append(f"{relative} (a symbolic link)")
+                elif not any(item.startswith(relative + "/") for item in declared):
+                    left_out.append(f"{relative}/ (not a declared data file)")
+                else:
+                    continue  # a folder on the way to a declared file
+                if name in folders:
+                    folders.remove(name)  # not walked into
+            elif not path.is_file():
+                left_out.append(f"{relative} (not a regular file)")
+            elif (
+                path.suffix == ".ipynb" and "/" not in relative
+            ) or relative in declared:
+                target = destination / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+            else:
+                left_out.append(f"{relative} (not a notebook or a declared data file)")
+    destination.mkdir(parents=True, exist_ok=True)
+    return sorted(left_out)
 
 
 def grade_submissions(
@@ -264,6 +359,7 @@ def grade_submissions(
     notebook_timeout=1800,
     workdir=None,
     sandbox="auto",
+    declared_files=None,
     log=print,
 ):
     """Grades every submission in `submitted` with nbgrader; writes `out` (CSV).
@@ -286,6 +382,9 @@ def grade_submissions(
             here), `"none"` (with the grader's rights), or `"auto"`: bwrap
             when it can run, else none, said loudly. `report.json` records
             what was and was not isolated.
+        declared_files: `{assignment_id: [path, ...]}`, the data files (paths
+            relative to the submission's folder) a submission may hand in
+            beside its notebook; anything else is left out and flagged.
 
     Returns:
         A dict: `seed`, `workdir`, `rows` (the CSV's rows as dicts), and
@@ -325,20 +424,22 @@ def grade_submissions(
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     (workdir / MARKER).write_text("made by python -m vaelib grade\n")
+    declared_files = declared_files or {}
+    left_out = {}
     shutil.copy(course / "nbgrader_config.py", workdir / "nbgrader_config.py")
     for assignment in assignments:
         shutil.copytree(course / "source" / assignment, workdir / "source" / assignment)
     for student, assignment in pairs:
-        refused = copy_submission(
+        left_out[(student, assignment)] = copy_submission(
             pathlib.Path(submitted) / student / assignment,
             workdir / "submitted" / student / assignment,
+            declared=declared_files.get(assignment, ()),
         )
-        for path in refused:
-            log(f"{student}/{assignment}: refused the symbolic link {path}")
     flags = {}
     for student, assignment in pairs:
         copied = workdir / "submitted" / student / assignment / f"{assignment}.ipynb"
         found = tamper_flags(copied) if copied.is_file() else []
+        found += [f"files: left out {item}" for item in left_out[(student, assignment)]]
         flags[f"{student}/{assignment}"] = found
         for flag in found:
             log(f"FLAGGED {student}/{assignment}: {flag}")
@@ -347,6 +448,8 @@ def grade_submissions(
     previous_seed = os.environ.get(GRADING_SEED_VARIABLE)
     os.environ[GRADING_SEED_VARIABLE] = str(seed)
     previous_path = os.environ.get("PATH")
+    previous_hand_in = os.environ.get(HAND_IN_VARIABLE)
+    os.environ[HAND_IN_VARIABLE] = HAND_IN_FOLDER
     # nbgrader runs the `alembic` script by name: find it beside this Python
     # even when its environment is not activated (python given by full path)
     os.environ["PATH"] = os.pathsep.join(
@@ -375,7 +478,13 @@ def grade_submissions(
             warnings.filterwarnings("ignore", module="sqlalchemy")
             api = NbGraderAPI(config=config)
             failures = _autograde(api, assignments, pairs, log)
+            outside = _score_outside_all(api, pairs, failures, seed, log)
+            _feedback(api, pairs, failures)
     finally:
+        if previous_hand_in is None:
+            os.environ.pop(HAND_IN_VARIABLE, None)
+        else:
+            os.environ[HAND_IN_VARIABLE] = previous_hand_in
         if previous_seed is None:
             os.environ.pop(GRADING_SEED_VARIABLE, None)
         else:
@@ -421,6 +530,7 @@ def grade_submissions(
         "could_not_grade": {f"{s}/{a}": e for (s, a), e in failures.items()},
         "isolation": {**sandboxes.describe(kind), "why_no_sandbox": why_not},
         "flags": flags,
+        "scored_outside": outside,
     }
     (workdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return {
@@ -450,10 +560,112 @@ def _autograde(api, assignments, pairs, log):
         log(
             f"  {student}/{assignment}: {status} in {time.perf_counter() - began:.0f} s"
         )
+    return failures
+
+
+def _feedback(api, pairs, failures):
     for student, assignment in pairs:
         if (student, assignment) not in failures:
             api.generate_feedback(assignment, student, force=True)
-    return failures
+
+
+def _score_outside_all(api, pairs, failures, seed, log):
+    """Scores what each submission handed in, outside its kernel; sets the points.
+
+    For each cell in `SCORED_OUTSIDE`: a model file is scored by a trusted
+    process (`score_outside`), assignment 4's predictions by the records of
+    the grader's clip server (`predictor_verdict`). A cell keeps the points
+    its test earned in the kernel only if that verdict passes; otherwise it
+    gets none (nbgrader's manual score, which takes precedence over the
+    kernel's). Returns `{"student/assignment": {cell: result}}` for
+    report.json.
+    """
+    from nbgrader.api import Gradebook
+
+    results = {}
+    root = pathlib.Path(api.coursedir.root)
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gradebook:
+        for student, assignment in pairs:
+            cells = SCORED_OUTSIDE.get(assignment, {})
+            if not cells or (student, assignment) in failures:
+                continue
+            folder = root / "autograded" / student / assignment / HAND_IN_FOLDER
+            for cell, artefacts in cells.items():
+                began = time.perf_counter()
+                verdicts = [
+                    predictor_verdict(folder / f"{artefact}.jsonl", seed)
+                    if kind == "clip-server"
+                    else score_outside(kind, folder / f"{artefact}.keras", seed)
+                    for artefact, kind in artefacts
+                ]
+                result = {
+                    "passed": all(v["passed"] for v in verdicts),
+                    "messages": [m for v in verdicts for m in v["messages"]],
+                }
+                grade = gradebook.find_grade(cell, assignment, assignment, student)
+                kept = grade.auto_score or 0.0
+                grade.manual_score = kept if result["passed"] else 0.0
+                grade.needs_manual_grade = False
+                gradebook.db.commit()
+                result["points"] = grade.manual_score
+                results.setdefault(f"{student}/{assignment}", {})[cell] = result
+                verdict = "passed" if result["passed"] else "FAILED"
+                log(
+                    f"  {student}/{assignment} {cell}: scored outside the notebook, "
+                    f"{verdict} in {time.perf_counter() - began:.0f} s: "
+                    + " ".join(result["messages"])
+                )
+    return results
+
+
+def score_outside(kind, path, seed, timeout=900):
+    """Scores a handed-in artefact in a trusted Python process.
+
+    The process is `python -I -m vaelib.grading score KIND PATH`: isolated
+    mode (neither the working folder nor `PYTHON*` variables reach
+    `sys.path`), started in an empty temporary folder, with the grader's
+    environment less the grading variables. A model file is loaded with
+    Keras' `safe_mode` (no code from the notebook runs: only Keras' and
+    vaelib's registered classes), and scored on digits the process draws.
+
+    Returns:
+        `{"passed": bool, "messages": [str, ...]}`.
+    """
+    path = pathlib.Path(path)
+    if path.is_symlink() or not path.is_file():
+        return {
+            "passed": False,
+            "messages": [
+                f"nothing was handed in ({path.name}): the hidden test's "
+                "checks.hand_in did not run"
+            ],
+        }
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in (GRADING_SEED_VARIABLE, HAND_IN_VARIABLE)
+    }
+    command = [sys.executable, "-I", "-m", "vaelib.grading", "score", kind, str(path)]
+    with tempfile.TemporaryDirectory(prefix="vaelib-trusted-") as folder:
+        try:
+            finished = subprocess.run(
+                [*command, "--seed", str(seed)],
+                cwd=folder,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {"passed": False, "messages": [f"scoring took over {timeout} s"]}
+    lines = finished.stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {
+            "passed": False,
+            "messages": ["the scoring process failed: " + finished.stderr[-1500:]],
+        }
 
 
 def _default_autograde_preprocessors():
@@ -544,14 +756,21 @@ def format_table(rows):
 class FutureFrames:
     """Held-out moving-digit clips whose future stays in another process.
 
-    Used by `vaelib.checks.check_frame_predictor`. A helper Python process
-    draws the clips from `seed` mixed with fresh entropy of its own, sends
-    only the context frames, then receives one prediction and sends back the
-    mean squared error per frame of the prediction and of three baselines
-    (blank frames, the context's mean frame, the last context frame repeated).
-    The true future frames never enter the grading kernel, so neither a known
-    seed nor the caller's stack frames reveal them; the helper answers one
-    prediction only.
+    Used by `vaelib.checks.check_frame_predictor`. A helper process draws the
+    clips from `seed` mixed with fresh entropy of its own, sends only the
+    context frames, then receives one prediction and sends back the mean
+    squared error per frame of the prediction and of four baselines (blank
+    frames, the context's mean frame, the last context frame repeated, and
+    `tuned_blur`), and whether the prediction passes (`PREDICTOR_MARGIN`).
+    The true future frames never enter the caller's process, so neither a
+    known seed nor the caller's stack frames reveal them; the helper answers
+    one prediction only.
+
+    Under `python -m vaelib grade`, the helper is the grader's `ClipServer`
+    (reached through the Unix socket named by `$VAELIB_FUTURE_FRAMES`),
+    which keeps each verdict: assignment 4's points come from there, not from
+    the notebook. Elsewhere it is a child process, `python -I -m
+    vaelib.grading`.
 
     Use as a context manager:
 
@@ -559,8 +778,9 @@ class FutureFrames:
     ...                   num_clips=8, seed=0) as clips:
     ...     context = clips.context()
     ...     scores = clips.score(np.zeros((8, 5, 32, 32, 1), "float32"))
-    >>> sorted(scores)
-    ['blank', 'context_mean', 'copy_last', 'prediction']
+    >>> sorted(scores)  # doctest: +NORMALIZE_WHITESPACE
+    ['blank', 'context_mean', 'copy_last', 'message', 'passed', 'prediction',
+     'tuned_blur']
     """
 
     def __init__(self, frame_size, num_frames, context_frames, num_clips, seed):
@@ -571,22 +791,37 @@ class FutureFrames:
             "num_clips": int(num_clips),
             "seed": int(seed),
         }
-        self._process = None
+        self._process = self._socket = None
 
     def __enter__(self):
-        self._process = subprocess.Popen(
-            # -m: `import vaelib` then skips Keras (see vaelib/__init__.py).
-            # -I: not the caller's folder on sys.path (a submission's
-            # ./vaelib/grading.py would shadow this module), no PYTHON* variables
-            [sys.executable, "-I", "-m", "vaelib.grading"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        server = os.environ.get(FUTURE_FRAMES_VARIABLE, "").strip()
+        if server:
+            import socket
+
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._socket.connect(server)
+            self._reader = self._socket.makefile("rb")
+            self._writer = self._socket.makefile("wb")
+        else:
+            self._process = subprocess.Popen(
+                # -m: `import vaelib` then skips Keras (see vaelib/__init__.py).
+                # -I: not the caller's folder on sys.path (a submission's
+                # ./vaelib/grading.py would shadow this module), no PYTHON*
+                # variables
+                [sys.executable, "-I", "-m", "vaelib.grading"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            self._reader, self._writer = self._process.stdout, self._process.stdin
         self._send_line(json.dumps(self.settings))
         return self
 
     def __exit__(self, *exc_info):
+        if self._socket is not None:
+            for stream in (self._reader, self._writer, self._socket):
+                stream.close()
+            self._socket = None
         if self._process is not None:
             self._process.kill()
             self._process.wait()
@@ -596,12 +831,17 @@ class FutureFrames:
             self._process = None
 
     def _send_line(self, text):
-        self._process.stdin.write(text.encode() + b"\n")
-        self._process.stdin.flush()
+        self._writer.write(text.encode() + b"\n")
+        self._writer.flush()
 
     def _read_line(self):
-        line = self._process.stdout.readline()
+        try:
+            line = self._reader.readline()
+        except ConnectionError:  # the server refused what was sent
+            line = b""
         if not line:
+            if self._process is None:
+                raise RuntimeError("the grader's clip server closed the connection")
             error = self._process.stderr.read().decode(errors="replace")[-1500:]
             raise RuntimeError(f"the clip helper process stopped:\n{error}")
         return json.loads(line)
@@ -609,7 +849,7 @@ class FutureFrames:
     def context(self):
         """The context frames, float32 `(num_clips, context_frames, h, w, 1)`."""
         header = self._read_line()
-        data = self._process.stdout.read(math.prod(header["shape"]))
+        data = self._reader.read(math.prod(header["shape"]))
         return np.divide(
             np.frombuffer(data, "uint8").reshape(header["shape"]),
             np.float32(255),
@@ -620,9 +860,82 @@ class FutureFrames:
         """Sends `prediction`; returns MSE per frame of it and of the baselines."""
         prediction = np.ascontiguousarray(prediction, dtype="float32")
         self._send_line(json.dumps({"shape": list(prediction.shape)}))
-        self._process.stdin.write(prediction.tobytes())
-        self._process.stdin.flush()
+        self._writer.write(prediction.tobytes())
+        self._writer.flush()
         return self._read_line()
+
+
+class ClipServer:
+    """The grader's clip helper for assignment 4, outside the student's kernel.
+
+    Starts `python -I -m vaelib.grading serve SOCKET RECORDS` (the grader's
+    environment, an empty working folder) listening on a Unix socket; each
+    connection is one `FutureFrames` exchange, and its settings, seed, scores
+    and verdict are appended to `records` (JSON lines), a file the kernel
+    cannot reach. `verdict` reads them after the notebook has run.
+    """
+
+    def __init__(self, socket_path, records):
+        self.socket_path = pathlib.Path(socket_path)
+        self.records = pathlib.Path(records)
+        self.records.parent.mkdir(parents=True, exist_ok=True)
+        self._folder = tempfile.mkdtemp(prefix="vaelib-clips-")
+        command = [sys.executable, "-I", "-m", "vaelib.grading", "serve"]
+        self._process = subprocess.Popen(
+            [*command, str(self.socket_path), str(self.records)],
+            cwd=self._folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={
+                name: value
+                for name, value in os.environ.items()
+                if name not in (GRADING_SEED_VARIABLE, HAND_IN_VARIABLE)
+            },
+        )
+        ready = self._process.stdout.readline()
+        if ready.strip() != b"ready":
+            self.close()
+            raise GradingError("the grader's clip server did not start")
+
+    def close(self):
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process.stdout.close()
+            self._process = None
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def predictor_verdict(records, seed, settings=None):
+    """Assignment 4's verdict from the clip server's records.
+
+    The hidden test asks with the grading `seed` and the assignment's
+    `settings` (`PREDICTOR_SETTINGS`); every such exchange must have passed,
+    and there must be at least one (asking again does not pick the best).
+
+    Returns:
+        `{"passed": bool, "messages": [str, ...]}`.
+    """
+    settings = PREDICTOR_SETTINGS if settings is None else settings
+    records = pathlib.Path(records)
+    lines = records.read_text().splitlines() if records.is_file() else []
+    graded = [
+        record
+        for record in map(json.loads, lines)
+        if record.get("seed") == int(seed)
+        and all(record.get("settings", {}).get(k) == v for k, v in settings.items())
+    ]
+    if not graded:
+        return {
+            "passed": False,
+            "messages": [
+                "the grader's clip server scored no prediction of the hidden test "
+                f"({len(lines)} exchange(s) in all)"
+            ],
+        }
+    messages = [record.get("message", record.get("error", "")) for record in graded]
+    passed = all(record.get("passed") is True for record in graded)
+    return {"passed": passed, "messages": messages}
 
 
 # sha256 of MNIST's 10,000 test images as stored (uint8, 10000 x 28 x 28): the
@@ -663,11 +976,51 @@ def _mse_per_frame(target, prediction):
     return float(np.square(target - prediction).sum(axis=(2, 3, 4)).mean())
 
 
-def _serve():
-    """The helper process of `FutureFrames` (stdin and stdout are its channel)."""
+BLUR_SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
+
+
+def tuned_blur(last, future):
+    """The last context frame, blurred and dimmed as best suits each future step.
+
+    For each future step, over Gaussian blurs of width `BLUR_SIGMAS` (pixels)
+    and a gain in [0, 1] (the least-squares one, clipped), the pair with the
+    smallest squared error on these very clips: a baseline tuned with the
+    answer, so at least as good as any fixed blur schedule (copy-last is
+    sigma 0, gain 1; blank frames are gain 0).
+
+    Args:
+        last: The last context frames, `(n, h, w, 1)`.
+        future: The true future, `(n, steps, h, w, 1)`.
+
+    Returns:
+        The baseline's prediction, shaped like `future`.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    blurred = [
+        gaussian_filter(last, sigma=(0, sigma, sigma, 0)) if sigma else last
+        for sigma in BLUR_SIGMAS
+    ]
+    prediction = np.empty_like(future)
+    for step in range(future.shape[1]):
+        target, best = future[:, step], None
+        for candidate in blurred:
+            power = float(np.square(candidate).sum())
+            gain = 0.0 if power == 0 else float((candidate * target).sum()) / power
+            guess = np.clip(gain, 0.0, 1.0) * candidate
+            error = float(np.square(target - guess).sum())
+            if best is None or error < best[0]:
+                best = (error, guess)
+        prediction[:, step] = best[1]
+    return prediction
+
+
+def _answer(reader, writer, record):
+    """One `FutureFrames` exchange on a pair of binary streams, noted in `record`."""
     from vaelib.data.moving import MovingDigits
 
-    settings = json.loads(sys.stdin.buffer.readline())
+    settings = json.loads(reader.readline(1 << 16))
+    record.update(seed=settings.get("seed"), settings=settings)
     _check_mnist_file()
     entropy = secrets.randbits(64)
     clip_seed = np.random.SeedSequence([settings["seed"], entropy]).generate_state(1)
@@ -679,16 +1032,22 @@ def _serve():
     ).clips_uint8(settings["num_clips"])
     context = np.ascontiguousarray(clips[:, : settings["context_frames"]])
     future = clips[:, settings["context_frames"] :].astype("float32") / 255
-    output = sys.stdout.buffer
-    output.write(json.dumps({"shape": list(context.shape)}).encode() + b"\n")
-    output.write(context.tobytes())
-    output.flush()
-    header = json.loads(sys.stdin.buffer.readline())
+    writer.write(json.dumps({"shape": list(context.shape)}).encode() + b"\n")
+    writer.write(context.tobytes())
+    writer.flush()
+    header = json.loads(reader.readline(1 << 16))
     if list(header["shape"]) != list(future.shape):
-        raise SystemExit(f"expected a prediction of shape {future.shape}")
-    data = sys.stdin.buffer.read(4 * math.prod(header["shape"]))
+        raise ValueError(f"expected a prediction of shape {future.shape}")
+    data = reader.read(4 * math.prod(header["shape"]))
     prediction = np.frombuffer(data, "float32").reshape(future.shape)
-    context = context.astype("float32") / 255
+    scores = predictor_scores(context.astype("float32") / 255, future, prediction)
+    record.update(scores=scores, passed=scores["passed"], message=scores["message"])
+    writer.write(json.dumps(scores).encode() + b"\n")
+    writer.flush()
+
+
+def predictor_scores(context, future, prediction):
+    """MSE per frame of `prediction` and of the baselines, and the verdict."""
     repeat = future.shape[1]
     scores = {
         "prediction": _mse_per_frame(future, prediction),
@@ -697,10 +1056,167 @@ def _serve():
             future, np.repeat(context.mean(axis=1, keepdims=True), repeat, axis=1)
         ),
         "copy_last": _mse_per_frame(future, np.repeat(context[:, -1:], repeat, axis=1)),
+        "tuned_blur": _mse_per_frame(future, tuned_blur(context[:, -1], future)),
     }
-    output.write(json.dumps(scores).encode() + b"\n")
-    output.flush()
+    best_name = min(BASELINES, key=scores.get)
+    best, ours = scores[best_name], scores["prediction"]
+    passed = bool(
+        np.all(np.isfinite(prediction))
+        and prediction.min() >= 0
+        and prediction.max() <= 1
+        and best > 0
+        and ours <= PREDICTOR_MARGIN * best
+    )
+    scores["passed"] = passed
+    scores["message"] = (
+        f"MSE per frame {ours:.1f}; the limit is {PREDICTOR_MARGIN:.2f} x {best:.1f} "
+        f"= {PREDICTOR_MARGIN * best:.1f} ({best_name}; a blur of the last frame "
+        f"tuned on the future: {scores['tuned_blur']:.1f}): "
+        + ("passed" if passed else "failed")
+    )
+    return scores
+
+
+def _serve():
+    """The helper process of `FutureFrames` (stdin and stdout are its channel)."""
+    try:
+        _answer(sys.stdin.buffer, sys.stdout.buffer, {})
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+
+
+def _serve_socket(socket_path, records):
+    """The grader's clip server: one `_answer` per connection, each recorded."""
+    import socket
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(socket_path)
+    server.listen(8)
+    print("ready", flush=True)
+    while True:
+        connection, _ = server.accept()
+        record = {"passed": False}
+        with connection, connection.makefile("rb") as reader:
+            with connection.makefile("wb") as writer:
+                try:
+                    _answer(reader, writer, record)
+                except (ValueError, KeyError, TypeError, OSError, SystemExit) as error:
+                    record.update(
+                        passed=False, error=f"{type(error).__name__}: {error}"
+                    )
+                finally:
+                    # before the connection closes: the kernel reads an end
+                    # only once its exchange is on record
+                    with open(records, "a") as file:
+                        file.write(json.dumps(record) + "\n")
+
+
+def _score_image_vae(model, seed):
+    """Assignment 2: the negative ELBO target on test and on training digits."""
+    from vaelib import checks
+
+    # held-out digits, and training digits: a model fit to the test digits
+    # alone (a lookup table of them) fails on the training ones
+    return [
+        checks.check_trained_image_vae(model, seed=seed, split=split)
+        for split in ("test", "train")
+    ]
+
+
+def _score_predictor(model, seed):
+    """Assignment 4: the handed-in model's own predictions on new clips.
+
+    The model (a `vaelib.models.VAE`) predicts as the assignment's `predict`
+    does: the context frames, zeros after them, `reconstruct`, the frames
+    after the context. Its predictions must not change when the true future
+    is given instead of zeros (the encoder never sees it), and must pass
+    `predictor_scores`.
+    """
+    from keras import ops
+
+    from vaelib.data.moving import MovingDigits
+    from vaelib.models import VAE
+
+    if not isinstance(model, VAE):
+        raise AssertionError(
+            f"Expected the handed-in predictor to be a vaelib.models.VAE; "
+            f"received {type(model).__name__}."
+        )
+    settings = PREDICTOR_SETTINGS
+    clips = MovingDigits.scaled(
+        settings["frame_size"], num_frames=settings["num_frames"], split="test",
+        seed=seed,
+    ).clips(settings["num_clips"])  # fmt: skip
+    context_frames = settings["context_frames"]
+    padded = np.zeros_like(clips)
+    padded[:, :context_frames] = clips[:, :context_frames]
+
+    def predict(x):
+        return np.concatenate(
+            [
+                ops.convert_to_numpy(model.reconstruct(x[i : i + 16]))
+                for i in range(0, len(x), 16)
+            ]
+        ).astype("float32")[:, context_frames:]
+
+    prediction = predict(padded)
+    if not np.allclose(predict(clips), prediction, atol=1e-4):
+        raise AssertionError(
+            "The model's predictions change when it is given the true future "
+            "frames instead of zeros: its encoder must never see them."
+        )
+    scores = predictor_scores(
+        clips[:, :context_frames], clips[:, context_frames:], prediction
+    )
+    if not scores["passed"]:
+        raise AssertionError(f"the handed-in model: {scores['message']}")
+    return [f"the handed-in model: {scores['message']}"]
+
+
+def _score_main(arguments):
+    """`python -I -m vaelib.grading score KIND PATH --seed S` (see `score_outside`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -I -m vaelib.grading score")
+    parser.add_argument("kind", choices=["image-vae", "video-predictor"])
+    parser.add_argument("path")
+    parser.add_argument("--seed", type=int, required=True)
+    arguments = parser.parse_args(arguments)
+    import keras
+
+    messages, passed = [], True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = keras.saving.load_model(
+                arguments.path, compile=False, safe_mode=True
+            )
+    except Exception as error:  # noqa: BLE001 - any failure to load scores nothing
+        messages.append(
+            "the handed-in model cannot be loaded without running the notebook's "
+            f"code (Keras' and vaelib's layers only): {type(error).__name__}: {error}"
+        )
+        passed = False
+    else:
+        seed = int(np.random.SeedSequence([arguments.seed, 2]).generate_state(1)[0])
+        score = _score_image_vae if arguments.kind == "image-vae" else _score_predictor
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                messages += score(model, seed)
+        except AssertionError as error:
+            messages.append(str(error))
+            passed = False
+        except Exception as error:  # noqa: BLE001 - a model that fails to run
+            messages.append(f"the model failed to run: {type(error).__name__}: {error}")
+            passed = False
+    print(json.dumps({"passed": passed, "messages": messages}))
 
 
 if __name__ == "__main__":
-    _serve()
+    if sys.argv[1:2] == ["score"]:
+        _score_main(sys.argv[2:])
+    elif sys.argv[1:2] == ["serve"]:
+        _serve_socket(*sys.argv[2:4])
+    else:
+        _serve()

@@ -46,6 +46,8 @@ PASSED_VARIABLES = (
     "VAELIB_MNIST",
     "VAELIB_DIGITS_SOURCE",
     "VAELIB_GRADING_SEED",
+    "VAELIB_HAND_IN",
+    "VAELIB_FUTURE_FRAMES",
     "LANG",
     "LC_ALL",
 )
@@ -198,8 +200,9 @@ def describe(kind):
             "not_isolated": [
                 "the grading seed ($VAELIB_GRADING_SEED): the hidden tests run in "
                 "the kernel and read it",
-                "the checks run in the kernel: code in the submission can patch "
-                "them (see course/INSTRUCTORS.md)",
+                "the checks run in the kernel, except the artefacts scored outside "
+                "it (vaelib.grading.SCORED_OUTSIDE): code in the submission can "
+                "patch them (see course/INSTRUCTORS.md)",
                 "memory and CPU: limited by time only",
             ],
         }
