@@ -78,7 +78,7 @@ def test_predictor_scores_pass_only_under_the_margin_of_the_best_baseline():
     assert not grading.predictor_scores(context, future, future * np.nan)["passed"]
 
 
-def _exchange(seed, predict, settings=(16, 4, 2, 3)):
+def _exchange(seed, predict, settings=(32, 10, 5, 96)):
     with grading.FutureFrames(*settings, seed=seed) as clips:
         context = clips.context()
         return context, clips.score(predict(context))
@@ -91,23 +91,41 @@ def test_the_clip_server_answers_through_its_socket_and_records_each_exchange(
     server = grading.ClipServer(tmp_path / "clips", records)
     try:
         monkeypatch.setenv(grading.FUTURE_FRAMES_VARIABLE, str(server.socket_path))
-        # the kernel's environment does not reach the server's clips
-        monkeypatch.setenv("VAELIB_MNIST", str(tmp_path / "blank.npz"))
-        context, scores = _exchange(7, lambda c: np.zeros((len(c), 2, 16, 16, 1)))
-        assert context.shape == (3, 2, 16, 16, 1) and context.max() > 0
+        context, scores = _exchange(7, lambda c: np.zeros((len(c), 5, 32, 32, 1)))
+        assert context.shape == (96, 5, 32, 32, 1) and context.max() > 0
         assert scores["passed"] is False and scores["blank"] > 0
-        _exchange(8, lambda c: np.repeat(c[:, -1:], 2, axis=1))
+        _exchange(8, lambda c: np.repeat(c[:, -1:], 5, axis=1))
         with pytest.raises(RuntimeError, match="closed the connection"):
-            _exchange(9, lambda c: np.zeros((len(c), 3, 16, 16, 1)))
+            _exchange(9, lambda c: np.zeros((len(c), 3, 32, 32, 1)))
+        # only the assignment's clips: no other sizes (nor huge ones)
+        with pytest.raises(RuntimeError, match="closed the connection"):
+            _exchange(10, lambda c: c, settings=(32, 10, 5, 10**6))
     finally:
         server.close()
     lines = [json.loads(line) for line in records.read_text().splitlines()]
-    assert [line["seed"] for line in lines] == [7, 8, 9]
-    assert lines[0]["scores"]["prediction"] == pytest.approx(
-        lines[0]["scores"]["blank"]
-    )
+    assert [line["seed"] for line in lines] == [7, 8, 9, 10]
+    blank = lines[0]["scores"]
+    assert blank["prediction"] == pytest.approx(blank["blank"])
     assert lines[0]["passed"] is False and "failed" in lines[0]["message"]
     assert "expected a prediction of shape" in lines[2]["error"]
+    assert "makes clips of" in lines[3]["error"]
+    assert not any(line["passed"] for line in lines)
+
+
+def test_the_grader_s_own_processes_see_what_a_sandboxed_kernel_sees(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv(grading.GRADING_SEED_VARIABLE, "123")
+    monkeypatch.setenv("KERAS_HOME", "/somewhere/with/a/cache")
+    monkeypatch.setenv("VAELIB_MNIST", "/data/mnist.npz")
+    sandboxed = grading.trusted_environment("bwrap", home=tmp_path)
+    assert sandboxed["HOME"] == str(tmp_path)
+    assert sandboxed["VAELIB_MNIST"] == "/data/mnist.npz"
+    assert "KERAS_HOME" not in sandboxed  # the kernel has no such cache
+    assert grading.GRADING_SEED_VARIABLE not in sandboxed
+    unsandboxed = grading.trusted_environment("none", home=tmp_path)
+    assert unsandboxed["KERAS_HOME"] == "/somewhere/with/a/cache"
+    assert grading.GRADING_SEED_VARIABLE not in unsandboxed
 
 
 def _records(path, *entries):
@@ -128,6 +146,8 @@ def test_the_verdict_needs_every_graded_exchange_to_pass(tmp_path):
     )
     path = tmp_path / "records.jsonl"
     assert grading.predictor_verdict(path, 5)["passed"] is False  # nothing recorded
+    path.write_text('{"seed": 5, "settings": {"frame_si')  # cut short
+    assert "a broken record" in grading.predictor_verdict(path, 5)["messages"][0]
     _records(path, (1, graded, True), (5, other, True))
     verdict = grading.predictor_verdict(path, 5)
     assert verdict["passed"] is False  # the public seed, other settings: not graded

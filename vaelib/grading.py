@@ -19,7 +19,11 @@ course directory `course/assignments/` (`nbgrader_config.py` and
    afterwards;
 3. the hidden tests read their seed from `$VAELIB_GRADING_SEED`, random
    unless given, and written in the report;
-4. `nbgrader generate_feedback` writes one HTML file per submission, and the
+4. what the hidden tests handed in (`vaelib.checks.hand_in`) and what
+   assignment 4's `predict` answered the grader's `ClipServer` are scored
+   outside the kernel (`SCORED_OUTSIDE`, `score_outside`,
+   `predictor_verdict`): a cell keeps its points only if those verdicts pass;
+5. `nbgrader generate_feedback` writes one HTML file per submission, and the
    scores come from nbgrader's CSV export, one row per submission.
 
 With bubblewrap (`sandbox="bwrap"`, or `"auto"` where it runs) each kernel
@@ -28,7 +32,8 @@ processes, a cleared environment. Without it, student code runs with the
 grader's rights. course/INSTRUCTORS.md says what each does and does not
 protect against.
 
-`FutureFrames` is the helper process behind `vaelib.checks.check_frame_predictor`.
+`FutureFrames` is the client of the clip helper behind
+`vaelib.checks.check_frame_predictor`.
 
 Introduced in: course/INSTRUCTORS.md
 """
@@ -150,9 +155,11 @@ def _isolated_execute_class():
             shutil.rmtree(handed_in, ignore_errors=True)
             metadata["path"] = str(workdir)
             self._workdir = workdir
-            # the kernel has no network: it talks to nbgrader (and to the clip
-            # server) over Unix sockets in a folder both sides see
+            # the kernel has no network: it talks to nbgrader over Unix sockets
+            # in a folder both sides see, and to the clip server through a
+            # socket in a folder it can only read (it cannot replace it)
             self._sockets = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-kernel-"))
+            self._clips = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-clips-"))
             if self.sandbox == "bwrap":
                 self.kernel_manager_class = _sandboxed_kernel_manager_class()
             assignment = resources.get("nbgrader", {}).get("assignment")
@@ -161,17 +168,22 @@ def _isolated_execute_class():
                 for artefacts in SCORED_OUTSIDE.get(assignment, {}).values()
                 for _, kind in artefacts
             }
-            server = None
-            if "clip-server" in kinds:
-                server = ClipServer(
-                    self._sockets / "clips", handed_in / "future_frames.jsonl"
-                )
-                os.environ[FUTURE_FRAMES_VARIABLE] = str(server.socket_path)
             self.skip_cells_with_tag = "vaelib-grading-never-skips"
             self._deadline = time.monotonic() + self.notebook_timeout
             self._stopped = None
             self._process_group = None
+            server = None
+            # an absolute folder: a notebook that changes its working folder
+            # still hands in where the grader looks
+            os.environ[HAND_IN_VARIABLE] = str(workdir / HAND_IN_FOLDER)
             try:
+                if "clip-server" in kinds:
+                    server = ClipServer(
+                        self._clips / "clips",
+                        handed_in / "future_frames.jsonl",
+                        sandbox=self.sandbox,
+                    )
+                    os.environ[FUTURE_FRAMES_VARIABLE] = str(server.socket_path)
                 nb, resources = super().preprocess(nb, resources, km)
             except Exception as error:  # noqa: BLE001 - a dead kernel ends the run
                 self._stopped = f"the kernel stopped: {type(error).__name__}: {error}"
@@ -180,14 +192,14 @@ def _isolated_execute_class():
                 metadata["path"] = original
                 self._kill_process_group()
                 os.environ.pop(FUTURE_FRAMES_VARIABLE, None)
+                os.environ.pop(HAND_IN_VARIABLE, None)
                 if server is not None:
                     server.close()
                 _collect_handed_in(
                     workdir / HAND_IN_FOLDER, pathlib.Path(original) / HAND_IN_FOLDER
                 )
-                shutil.rmtree(workdir, ignore_errors=True)
-                if self._sockets is not None:
-                    shutil.rmtree(self._sockets, ignore_errors=True)
+                for folder in (workdir, self._sockets, self._clips):
+                    shutil.rmtree(folder, ignore_errors=True)
             self._mark_cells_that_did_not_run(nb)
             return nb, resources
 
@@ -200,7 +212,8 @@ def _isolated_execute_class():
                 km.ip = str(self._sockets / "kernel")
                 km.connection_file = str(self._sockets / "kernel.json")
                 km.sandbox_prefix = sandbox.bwrap_command(
-                    [self._workdir, self._sockets]
+                    [self._workdir, self._sockets],
+                    readable=[*sandbox.readable_paths(), self._clips],
                 )
             return km
 
@@ -249,18 +262,53 @@ def _isolated_execute_class():
 
 
 def _collect_handed_in(source, destination):
-    """Copies the `.keras` files a kernel handed in (regular files, not too big)."""
+    """Copies the `.keras` files a kernel handed in: regular files, not too big.
+
+    Each file is opened without following links and checked on the open file
+    (a process left behind cannot swap in a link after the check); at most
+    `HAND_IN_MAX_BYTES` are copied, and anything unreadable is left out.
+    """
     if source.is_symlink() or not source.is_dir():
         return
     for path in sorted(source.iterdir()):
-        if (
-            path.suffix == ".keras"
-            and not path.is_symlink()
-            and path.is_file()
-            and path.stat().st_size <= HAND_IN_MAX_BYTES
-        ):
+        if path.suffix != ".keras":
+            continue
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        with os.fdopen(descriptor, "rb") as file:
+            import stat
+
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                continue
+            data = file.read(HAND_IN_MAX_BYTES + 1)
+        if len(data) <= HAND_IN_MAX_BYTES:
             destination.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, destination / path.name)
+            (destination / path.name).write_bytes(data)
+
+
+def trusted_environment(sandbox, home):
+    """The environment of the grader's own processes that score a submission.
+
+    They must see the digits the kernel saw: with the bwrap sandbox, only the
+    variables the sandbox passes (`vaelib.sandbox.PASSED_VARIABLES`) and an
+    empty home folder (no Keras or TFDS cache the kernel could not read);
+    without it, the grader's environment. Never the grading variables.
+    """
+    from vaelib.sandbox import PASSED_VARIABLES
+
+    private = (GRADING_SEED_VARIABLE, HAND_IN_VARIABLE, FUTURE_FRAMES_VARIABLE)
+    if sandbox != "bwrap":
+        return {k: v for k, v in os.environ.items() if k not in private}
+    environment = {
+        name: os.environ[name]
+        for name in PASSED_VARIABLES
+        if name in os.environ and name not in private
+    }
+    environment["PATH"] = os.environ.get("PATH", os.defpath)
+    environment["HOME"] = str(home)
+    return environment
 
 
 def find_submissions(submitted):
@@ -360,6 +408,7 @@ def grade_submissions(
     workdir=None,
     sandbox="auto",
     declared_files=None,
+    outside_seed=None,
     log=print,
 ):
     """Grades every submission in `submitted` with nbgrader; writes `out` (CSV).
@@ -385,6 +434,9 @@ def grade_submissions(
         declared_files: `{assignment_id: [path, ...]}`, the data files (paths
             relative to the submission's folder) a submission may hand in
             beside its notebook; anything else is left out and flagged.
+        outside_seed: The seed of the digits and clips on which handed-in
+            models are scored outside the kernel (`score_outside`); random
+            when `None`, never given to the kernel, recorded in report.json.
 
     Returns:
         A dict: `seed`, `workdir`, `rows` (the CSV's rows as dicts), and
@@ -448,8 +500,10 @@ def grade_submissions(
     previous_seed = os.environ.get(GRADING_SEED_VARIABLE)
     os.environ[GRADING_SEED_VARIABLE] = str(seed)
     previous_path = os.environ.get("PATH")
-    previous_hand_in = os.environ.get(HAND_IN_VARIABLE)
-    os.environ[HAND_IN_VARIABLE] = HAND_IN_FOLDER
+    # the seed of what the grader's own processes draw to score handed-in
+    # models: never in the kernel's environment, so the kernel cannot know
+    # which digits or clips they will be
+    outside_seed = secrets.randbelow(2**31) if outside_seed is None else outside_seed
     # nbgrader runs the `alembic` script by name: find it beside this Python
     # even when its environment is not activated (python given by full path)
     os.environ["PATH"] = os.pathsep.join(
@@ -478,13 +532,11 @@ def grade_submissions(
             warnings.filterwarnings("ignore", module="sqlalchemy")
             api = NbGraderAPI(config=config)
             failures = _autograde(api, assignments, pairs, log)
-            outside = _score_outside_all(api, pairs, failures, seed, log)
+            outside = _score_outside_all(
+                api, pairs, failures, seed, outside_seed, kind, log
+            )
             _feedback(api, pairs, failures)
     finally:
-        if previous_hand_in is None:
-            os.environ.pop(HAND_IN_VARIABLE, None)
-        else:
-            os.environ[HAND_IN_VARIABLE] = previous_hand_in
         if previous_seed is None:
             os.environ.pop(GRADING_SEED_VARIABLE, None)
         else:
@@ -531,6 +583,7 @@ def grade_submissions(
         "isolation": {**sandboxes.describe(kind), "why_no_sandbox": why_not},
         "flags": flags,
         "scored_outside": outside,
+        "outside_seed": outside_seed,
     }
     (workdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return {
@@ -569,7 +622,7 @@ def _feedback(api, pairs, failures):
             api.generate_feedback(assignment, student, force=True)
 
 
-def _score_outside_all(api, pairs, failures, seed, log):
+def _score_outside_all(api, pairs, failures, seed, outside_seed, sandbox, log):
     """Scores what each submission handed in, outside its kernel; sets the points.
 
     For each cell in `SCORED_OUTSIDE`: a model file is scored by a trusted
@@ -592,12 +645,26 @@ def _score_outside_all(api, pairs, failures, seed, log):
             folder = root / "autograded" / student / assignment / HAND_IN_FOLDER
             for cell, artefacts in cells.items():
                 began = time.perf_counter()
-                verdicts = [
-                    predictor_verdict(folder / f"{artefact}.jsonl", seed)
-                    if kind == "clip-server"
-                    else score_outside(kind, folder / f"{artefact}.keras", seed)
-                    for artefact, kind in artefacts
-                ]
+                verdicts = []
+                for artefact, kind in artefacts:
+                    try:
+                        if kind == "clip-server":
+                            path = folder / f"{artefact}.jsonl"
+                            verdicts.append(predictor_verdict(path, seed))
+                        else:
+                            path = folder / f"{artefact}.keras"
+                            verdicts.append(
+                                score_outside(kind, path, outside_seed, sandbox)
+                            )
+                    except Exception as error:  # noqa: BLE001 - scores nothing
+                        verdicts.append(
+                            {
+                                "passed": False,
+                                "messages": [
+                                    f"{artefact}: {type(error).__name__}: {error}"
+                                ],
+                            }
+                        )
                 result = {
                     "passed": all(v["passed"] for v in verdicts),
                     "messages": [m for v in verdicts for m in v["messages"]],
@@ -618,15 +685,16 @@ def _score_outside_all(api, pairs, failures, seed, log):
     return results
 
 
-def score_outside(kind, path, seed, timeout=900):
+def score_outside(kind, path, seed, sandbox="none", timeout=900):
     """Scores a handed-in artefact in a trusted Python process.
 
     The process is `python -I -m vaelib.grading score KIND PATH`: isolated
     mode (neither the working folder nor `PYTHON*` variables reach
-    `sys.path`), started in an empty temporary folder, with the grader's
-    environment less the grading variables. A model file is loaded with
-    Keras' `safe_mode` (no code from the notebook runs: only Keras' and
-    vaelib's registered classes), and scored on digits the process draws.
+    `sys.path`), started in an empty temporary folder, with
+    `trusted_environment(sandbox)` (the digits the kernel saw). A model file
+    is loaded with Keras' `safe_mode` (no code from the notebook runs: only
+    Keras' and vaelib's registered classes), and scored on digits drawn from
+    `seed`, which the kernel never had.
 
     Returns:
         `{"passed": bool, "messages": [str, ...]}`.
@@ -640,13 +708,9 @@ def score_outside(kind, path, seed, timeout=900):
                 "checks.hand_in did not run"
             ],
         }
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in (GRADING_SEED_VARIABLE, HAND_IN_VARIABLE)
-    }
     command = [sys.executable, "-I", "-m", "vaelib.grading", "score", kind, str(path)]
     with tempfile.TemporaryDirectory(prefix="vaelib-trusted-") as folder:
+        environment = trusted_environment(sandbox, home=folder)
         try:
             finished = subprocess.run(
                 [*command, "--seed", str(seed)],
@@ -872,25 +936,21 @@ class ClipServer:
     environment, an empty working folder) listening on a Unix socket; each
     connection is one `FutureFrames` exchange, and its settings, seed, scores
     and verdict are appended to `records` (JSON lines), a file the kernel
-    cannot reach. `verdict` reads them after the notebook has run.
+    cannot reach. `predictor_verdict` reads them after the notebook has run.
     """
 
-    def __init__(self, socket_path, records):
+    def __init__(self, socket_path, records, sandbox="none"):
         self.socket_path = pathlib.Path(socket_path)
         self.records = pathlib.Path(records)
         self.records.parent.mkdir(parents=True, exist_ok=True)
-        self._folder = tempfile.mkdtemp(prefix="vaelib-clips-")
+        self._folder = tempfile.mkdtemp(prefix="vaelib-clip-server-")
         command = [sys.executable, "-I", "-m", "vaelib.grading", "serve"]
         self._process = subprocess.Popen(
             [*command, str(self.socket_path), str(self.records)],
             cwd=self._folder,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env={
-                name: value
-                for name, value in os.environ.items()
-                if name not in (GRADING_SEED_VARIABLE, HAND_IN_VARIABLE)
-            },
+            env=trusted_environment(sandbox, home=self._folder),
         )
         ready = self._process.stdout.readline()
         if ready.strip() != b"ready":
@@ -919,11 +979,20 @@ def predictor_verdict(records, seed, settings=None):
     settings = PREDICTOR_SETTINGS if settings is None else settings
     records = pathlib.Path(records)
     lines = records.read_text().splitlines() if records.is_file() else []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+            return {"passed": False, "messages": [f"a broken record: {line[:80]!r}"]}
+        records.append(record)
     graded = [
         record
-        for record in map(json.loads, lines)
+        for record in records
         if record.get("seed") == int(seed)
-        and all(record.get("settings", {}).get(k) == v for k, v in settings.items())
+        and all(record["settings"].get(k) == v for k, v in settings.items())
     ]
     if not graded:
         return {
@@ -1015,12 +1084,20 @@ def tuned_blur(last, future):
     return prediction
 
 
-def _answer(reader, writer, record):
-    """One `FutureFrames` exchange on a pair of binary streams, noted in `record`."""
+def _answer(reader, writer, record, only=None):
+    """One `FutureFrames` exchange on a pair of binary streams, noted in `record`.
+
+    With `only` (settings without the seed), any other request is refused.
+    """
     from vaelib.data.moving import MovingDigits
 
     settings = json.loads(reader.readline(1 << 16))
     record.update(seed=settings.get("seed"), settings=settings)
+    if only is not None and (
+        {k: v for k, v in settings.items() if k != "seed"} != only
+        or not isinstance(settings.get("seed"), int)
+    ):
+        raise ValueError(f"the grader's clip server makes clips of {only} only")
     _check_mnist_file()
     entropy = secrets.randbits(64)
     clip_seed = np.random.SeedSequence([settings["seed"], entropy]).generate_state(1)
@@ -1095,12 +1172,13 @@ def _serve_socket(socket_path, records):
     print("ready", flush=True)
     while True:
         connection, _ = server.accept()
+        connection.settimeout(600)
         record = {"passed": False}
         with connection, connection.makefile("rb") as reader:
             with connection.makefile("wb") as writer:
                 try:
-                    _answer(reader, writer, record)
-                except (ValueError, KeyError, TypeError, OSError, SystemExit) as error:
+                    _answer(reader, writer, record, only=PREDICTOR_SETTINGS)
+                except (Exception, SystemExit) as error:  # noqa: BLE001 - recorded
                     record.update(
                         passed=False, error=f"{type(error).__name__}: {error}"
                     )

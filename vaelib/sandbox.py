@@ -7,7 +7,8 @@ kernel:
 
 - the file system is a new, mostly read-only view: the operating system
   (`/usr`, `/etc`, ...), the Python environment, the `vaelib` package and
-  its pretrained models, and the MNIST file when `$VAELIB_MNIST` names one,
+  and the MNIST file when `$VAELIB_MNIST` names one (not the pretrained
+  models: a shipped VAE handed in would score as the student's),
   all read-only; the submission's own folder and the kernel's socket folder
   writable; a private, empty `/tmp` (and home folder inside it). Nothing
   else exists: not the course's `source/` notebooks, not the gradebook, not
@@ -63,9 +64,9 @@ class SandboxUnavailable(Exception):
 def _package_folders():
     import vaelib
 
-    package = pathlib.Path(vaelib.__file__).resolve().parent
-    pretrained = package.parent / "data" / "pretrained"
-    return [package] + ([pretrained] if pretrained.is_dir() else [])
+    # not data/pretrained: no assignment needs it, and a shipped VAE handed
+    # in would pass as a trained one
+    return [pathlib.Path(vaelib.__file__).resolve().parent]
 
 
 def _python_folders():
@@ -102,8 +103,8 @@ def bwrap_command(writable, readable=None, environment=None, executable="bwrap")
         writable: Folders the sandbox may write (the first one is its working
             folder), bound at the same paths.
         readable: Extra paths bound read-only at the same paths (default:
-            `readable_paths()`: the Python environment, `vaelib`, its
-            pretrained models and the MNIST file).
+            `readable_paths()`: the Python environment, `vaelib` and the
+            MNIST file).
         environment: Where the passed variables' values come from (default:
             this process's environment).
 
@@ -190,7 +191,7 @@ def describe(kind):
             "sandbox": "bwrap",
             "isolated": [
                 "files: only the submission's folder (writable), the Python "
-                "environment, vaelib, its pretrained models and the MNIST file "
+                "environment, vaelib (not its pretrained models) and the MNIST file "
                 "(read-only), the system's folders (read-only) and a private /tmp",
                 "processes: a PID namespace, every process killed when the kernel ends",
                 "network: none (Unix sockets to the grader only)",
