@@ -198,8 +198,8 @@ def build_parser():
         action=argparse.BooleanOptionalAction,
         default=None,
         help="XLA-compile the train step (--jit) or not (--no-jit); default: "
-        "Keras' rule, on for JAX and for TensorFlow on a GPU, off for "
-        "TensorFlow on a CPU",
+        "Keras' rule, on for JAX, off for TensorFlow on a CPU and under a "
+        "tf.distribute strategy (which --distribute auto uses on a GPU)",
     )
     train.add_argument(
         "--distribute",

@@ -552,8 +552,10 @@ def fit_vae(
         kl_anneal: A `KLAnnealing` callback, `"linear"`, `"cyclical"` or None.
         jit_compile: XLA-compile the train step: True, False or `"auto"`
             (Keras' rule: on for JAX, where an uncompiled step runs op by
-            op, and for TensorFlow on a GPU; off for TensorFlow on a CPU,
-            where XLA slows the ConvLSTM models).
+            op; on TensorFlow, on only on a GPU and only for a model built
+            outside a `tf.distribute` strategy, so off under the strategy
+            `get_strategy` picks on a GPU (pass True there); off for
+            TensorFlow on a CPU, where XLA slows the ConvLSTM models).
         resume: Continue an interrupted run in `out_dir`; without it, an
             interrupted run there is an error (so none is overwritten).
         overwrite: Delete a finished (or failed) run's files in `out_dir`
