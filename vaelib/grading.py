@@ -895,8 +895,14 @@ class FutureFrames:
             self._process = None
 
     def _send_line(self, text):
-        self._writer.write(text.encode() + b"\n")
-        self._writer.flush()
+        self._send(text.encode() + b"\n")
+
+    def _send(self, data):
+        try:
+            self._writer.write(data)
+            self._writer.flush()
+        except (BrokenPipeError, ConnectionError):
+            pass  # the helper refused and closed: `_read_line` says so
 
     def _read_line(self):
         try:
@@ -924,8 +930,7 @@ class FutureFrames:
         """Sends `prediction`; returns MSE per frame of it and of the baselines."""
         prediction = np.ascontiguousarray(prediction, dtype="float32")
         self._send_line(json.dumps({"shape": list(prediction.shape)}))
-        self._writer.write(prediction.tobytes())
-        self._writer.flush()
+        self._send(prediction.tobytes())
         return self._read_line()
 
 
