@@ -46,6 +46,7 @@ import pathlib
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -278,8 +279,6 @@ def _collect_handed_in(source, destination):
         except OSError:
             continue
         with os.fdopen(descriptor, "rb") as file:
-            import stat
-
             if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                 continue
             data = file.read(HAND_IN_MAX_BYTES + 1)
