@@ -119,6 +119,27 @@ checks.check_vae_loss = lambda *args, **kwargs: "passed"
 checks.check_written_by_hand = lambda *args, **kwargs: "passed"
 """
 
+# attacks 1 and 3 of issue 28 on assignment 1, wrong answers: an input
+# transformer removes every check line of a test before it runs, the reload
+# is patched away, and the patched checks (the kernel's answer to the grader
+# included) all say "passed"
+HOOKS_AND_PATCHES = """
+import importlib
+
+from vaelib import checks
+
+
+def _drop_the_checks(lines):
+    return [line for line in lines if "checks.check_" not in line]
+
+
+get_ipython().input_transformers_cleanup.append(_drop_the_checks)
+importlib.reload = lambda module: module
+for _name in ("check_sampling", "check_gaussian_kl", "check_vae_loss",
+              "check_written_by_hand", "answer_outside"):
+    setattr(checks, _name, lambda *args, **kwargs: "passed")
+"""
+
 LIBRARY_A3 = {
     "encoder": """
 from vaelib.models import mlp_vae
@@ -347,6 +368,12 @@ def _cheats(folder):
 
     _submit_pasted(folder, "a1_pasted_outputs_then_exit", "import os\n\nos._exit(0)\n")
 
+    hooked = _notebook("release", A1)
+    for grade_id, source in WRONG_A1.items():
+        _cell(hooked, grade_id).source = source
+    _cell(hooked, "sampling").source += "\n\n" + HOOKS_AND_PATCHES.strip()
+    _submit(folder, "a1_hooks_and_patched_checks", A1, hooked)
+
     # attack 6 of issue 28: every answer cell runs the reference solutions,
     # read from the grader's course folder (full marks without a sandbox)
     copies = _notebook("release", A1)
@@ -483,7 +510,7 @@ def test_grades_csv_has_one_row_per_submission_and_nbgrader_columns(graded):
     rows = graded["cheats"]["rows"]
     assert {"student_id", "assignment", "score", "max_score"} <= set(rows[0])
     pairs = [(row["student_id"], row["assignment"]) for row in rows]
-    assert len(pairs) == len(set(pairs)) == 11
+    assert len(pairs) == len(set(pairs)) == 12
     report = graded["cheats"]["report"]
     assert report["seed"] == 12345
     assert report["timeout_per_cell_s"] == 300
@@ -509,6 +536,31 @@ def test_wrong_ideas_that_pass_values_fail_on_distribution_and_gradients(graded)
 def test_deleted_edited_tagged_tests_and_replaced_checks_do_not_help(graded):
     student = "a1_tests_deleted_edited_tagged"
     assert _score(graded, student, A1) == (0.0, 10.0)
+
+
+def test_hooks_and_patched_checks_pass_in_the_kernel_and_score_nothing(graded):
+    student = "a1_hooks_and_patched_checks"
+    # in the kernel every test printed "passed"...
+    for grade_id in ("test_gaussian_kl", "test_vae_loss"):
+        assert "Error" not in _outputs(graded, student, A1, grade_id)
+    # ...but the functions were never checked by the grader's own process
+    assert _score(graded, student, A1) == (0.0, 10.0)
+    outside = graded["cheats"]["report"]["scored_outside"][f"{student}/{A1}"]
+    assert not any(result["passed"] for result in outside.values())
+    assert "never checked" in " ".join(outside["test_gaussian_kl"]["messages"])
+    assert graded["cheats"]["report"]["flags"][f"{student}/{A1}"]
+
+
+def test_the_reference_functions_pass_outside_the_kernel(graded):
+    for assignment in (A1, A3):
+        key = f"reference/{assignment}"
+        outside = graded["references"]["report"]["scored_outside"][key]
+        assert set(outside) == {"test_sampling", "test_vae_loss"} | (
+            {"test_gaussian_kl"} if assignment == A1 else {"test_encoder"}
+        )
+        for result in outside.values():
+            assert result["passed"], result
+            assert "outside the notebook" in result["messages"][0]
 
 
 def test_the_sandbox_hides_the_course_solutions_from_a_submission(graded):
@@ -600,9 +652,10 @@ def test_a_blur_passes_the_kernel_s_check_and_fails_outside(graded):
     result = graded["predictors"]["report"]["scored_outside"][f"{student}/{A4}"]
     server, handed_in = result["test_predictor"]["messages"][:2]
     assert server.endswith("passed"), server
-    # ...the model it hands in is run outside the kernel, and fails
-    assert handed_in.startswith("the handed-in model: MSE per frame"), handed_in
-    assert handed_in.endswith("failed"), handed_in
+    # ...the model it hands in is run outside the kernel, and fails: it has
+    # per-frame layers only (an untrained model that has a ConvLSTM fails on
+    # its MSE instead: tests/test_scored_outside.py)
+    assert "decoder has no ConvLSTM layer" in handed_in, handed_in
     assert result["test_predictor"]["points"] == 0
     assert _score(graded, student, A4) == (0.0, 10.0)
 

@@ -1,11 +1,14 @@
-"""Points computed outside the student's kernel (issue 28): assignment 4's clips.
+"""Points computed outside the student's kernel (issue 28).
 
+Assignment 4's clips:
 Under `python -m vaelib grade` the helper behind `check_frame_predictor` is
 the grader's `ClipServer`, a process the kernel reaches through a Unix socket
 and cannot change; each exchange is recorded where the kernel cannot write,
 and `predictor_verdict` gives the test cell's points from those records. The
 tuned-blur baseline keeps the pass mark above a blur of the last frame.
 (Assignment 2's model scored in a trusted process: tests/test_grading.py.)
+Assignments 1 and 3: the grader's `AnswerServer` calls the learner's functions
+through a socket and computes the values, gradients and verdict itself.
 """
 
 import json
@@ -162,8 +165,11 @@ def test_the_verdict_needs_every_graded_exchange_to_pass(tmp_path):
     assert grading.predictor_verdict(path, 5)["passed"] is False
 
 
-def _predictor(peeks=False, frames=10, size=32):
-    """Assignment 4's model, untrained; with `peeks` its encoder sees every frame."""
+def _predictor(peeks=False, frames=10, size=32, recurrent=True):
+    """Assignment 4's model, untrained; with `peeks` its encoder sees every frame.
+
+    Without `recurrent`, its decoder has per-frame layers only (no ConvLSTM).
+    """
     import keras
 
     from vaelib.layers import GaussianHead, PerFrame
@@ -179,9 +185,10 @@ def _predictor(peeks=False, frames=10, size=32):
         z_mean = keras.layers.ZeroPadding3D(prior)(z_mean)
         z_log_var = keras.layers.ZeroPadding3D(prior)(z_log_var)
     latent = keras.Input((frames, size // 4, size // 4, 2))
-    logits = PerFrame(keras.layers.Conv2DTranspose(1, 3, strides=4, padding="same"))(
-        latent
-    )
+    x = latent
+    if recurrent:
+        x = keras.layers.ConvLSTM2D(2, 1, return_sequences=True)(x)
+    logits = PerFrame(keras.layers.Conv2DTranspose(1, 3, strides=4, padding="same"))(x)
     return VAE(keras.Model(clip, [z_mean, z_log_var]), keras.Model(latent, logits))
 
 
@@ -198,8 +205,150 @@ def test_the_handed_in_predictor_is_run_outside_and_must_not_see_the_future(tmp_
     assert untrained["messages"][0].startswith("the handed-in model: MSE per frame")
     peeks = grading.score_outside("video-predictor", tmp_path / "peeks.keras", 1)
     assert "its encoder must never see them" in peeks["messages"][0]
+    _predictor(recurrent=False).save(tmp_path / "per_frame.keras")
+    per_frame = grading.score_outside(
+        "video-predictor", tmp_path / "per_frame.keras", 1
+    )
+    assert "decoder has no ConvLSTM layer" in per_frame["messages"][0]
     other = grading.score_outside("video-predictor", tmp_path / "not_a_vae.keras", 1)
     assert (
         "Expected the handed-in predictor to be a vaelib.models.VAE"
         in (other["messages"][0])
     )
+
+
+# Assignments 1 and 3: the learner's functions, called by the grader's
+# AnswerServer through a socket (arrays in, arrays out); every value,
+# gradient and verdict is computed in that process.
+
+
+def _numpy_kl(z_mean, z_log_var):
+    z_mean, z_log_var = np.asarray(z_mean), np.asarray(z_log_var)
+    axes = tuple(range(1, z_mean.ndim))
+    return 0.5 * (np.exp(z_log_var) + z_mean**2 - 1 - z_log_var).sum(axis=axes)
+
+
+def _uniform_sample(z_mean, z_log_var):
+    import keras
+    from keras import ops
+
+    noise = keras.random.uniform(ops.shape(z_mean), -(3**0.5), 3**0.5)
+    return z_mean + ops.exp(0.5 * z_log_var) * noise
+
+
+@pytest.fixture()
+def answer_server(tmp_path, monkeypatch):
+    records = tmp_path / "grader" / "answers.jsonl"
+    server = grading.AnswerServer(tmp_path / "answers", records)
+    monkeypatch.setenv(grading.ANSWERS_VARIABLE, str(server.socket_path))
+    yield records
+    server.close()
+
+
+def test_honest_functions_in_any_style_pass_outside(answer_server):
+    import keras
+    import tensorflow as tf
+    from keras import ops
+
+    import vaelib.layers as vl
+    from vaelib import checks
+    from vaelib.losses import bernoulli_nll, gaussian_kl
+
+    def tf_kl(z_mean, z_log_var):
+        terms = tf.exp(z_log_var) + tf.square(z_mean) - 1.0 - z_log_var
+        return 0.5 * tf.reduce_sum(tf.reshape(terms, (tf.shape(terms)[0], -1)), -1)
+
+    def vae_loss(x, logits, z_mean, z_log_var):
+        return bernoulli_nll(x, logits) + gaussian_kl(z_mean, z_log_var)
+
+    def sample(z_mean, z_log_var):
+        noise = keras.random.normal(ops.shape(z_mean))
+        return z_mean + ops.exp(0.5 * z_log_var) * noise
+
+    inputs = keras.Input((28, 28, 1))
+    hidden = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inputs))
+    encoder = keras.Model(
+        inputs, [keras.layers.Dense(7)(hidden), keras.layers.Dense(7)(hidden)]
+    )
+    for name, answer in (
+        ("gaussian_kl", gaussian_kl),
+        ("gaussian_kl", tf_kl),
+        ("vae_loss", vae_loss),
+        ("sampling", vl.Sampling(seed=1)),  # a layer, through a module alias
+        ("sampling", sample),
+        ("encoder", encoder),
+    ):
+        assert "outside the notebook" in checks.answer_outside(name, answer)
+    for task in ("gaussian_kl", "vae_loss", "sampling", "encoder"):
+        verdict = grading.answers_verdict(answer_server, task)
+        assert verdict["passed"], verdict
+    lines = answer_server.read_text().splitlines()
+    seeds = [json.loads(line)["seed"] for line in lines]
+    assert len(set(seeds)) == len(seeds)  # drawn by the server, each time new
+
+
+def test_wrong_functions_fail_outside_even_with_the_kernel_s_checks_patched(
+    answer_server, monkeypatch
+):
+    import scipy.stats
+    from keras import ops
+
+    from vaelib import checks
+
+    # the kernel's own copy of the test is fooled; the server's is not
+    monkeypatch.setattr(scipy.stats, "kstest", lambda *a, **k: (0.0, 1.0))
+    checks.check_sampling(_uniform_sample)
+    for name, answer, why in (
+        ("sampling", _uniform_sample, "not Gaussian"),
+        ("gaussian_kl", _numpy_kl, "No gradient reaches"),
+        ("gaussian_kl", lambda m, v: ops.mean(ops.exp(v) + m**2 - 1 - v, -1), "wrong"),
+        ("vae_loss", lambda *a: 1 / 0, "ZeroDivisionError"),
+    ):
+        with pytest.raises(AssertionError, match=why):
+            checks.answer_outside(name, answer)
+    with pytest.raises(RuntimeError, match="closed the connection"):
+        checks.answer_outside("check_written_by_hand", _numpy_kl)
+    for task in ("sampling", "gaussian_kl", "vae_loss"):
+        assert not grading.answers_verdict(answer_server, task)["passed"]
+
+
+def test_the_answers_verdict_needs_every_exchange_to_pass_and_one_at_least(
+    tmp_path,
+):
+    records = tmp_path / "answers.jsonl"
+    assert not grading.answers_verdict(records, "vae_loss")["passed"]
+    good = {"task": "vae_loss", "seed": 1, "passed": True, "message": "ok"}
+    records.write_text(json.dumps(good) + "\n")
+    assert grading.answers_verdict(records, "vae_loss")["passed"]
+    missing = grading.answers_verdict(records, "sampling")
+    assert "never checked" in missing["messages"][0]
+    bad = dict(good, passed=False, message="wrong")
+    records.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    assert not grading.answers_verdict(records, "vae_loss")["passed"]
+    records.write_text(json.dumps(good) + "\n[not a record\n")
+    assert not grading.answers_verdict(records, "vae_loss")["passed"]
+
+
+def test_finite_differences_catch_gradients_of_another_function():
+    rng = np.random.default_rng(0)
+    z_mean, z_log_var = rng.normal(size=(2, 5, 3)).astype("float32")
+    weights = rng.uniform(0.5, 2, 5).astype("float32")
+    values = _numpy_kl(z_mean, z_log_var)
+    true = [weights[:, None] * z_mean, weights[:, None] * 0.5 * (np.exp(z_log_var) - 1)]
+
+    class Local(grading.RemoteAnswer):
+        def __call__(self, *arrays):
+            return _numpy_kl(*arrays)
+
+    local = Local(None, None, "gaussian_kl", smooth=(0, 1), seed=0)
+    local._check_finite_differences([z_mean, z_log_var], weights, values, true)
+    for wrong in ([2 * true[0], true[1]], [true[0], 0 * true[1]], true[::-1]):
+        with pytest.raises(AssertionError, match="not those of its values"):
+            local._check_finite_differences([z_mean, z_log_var], weights, values, wrong)
+
+
+def test_answer_outside_does_nothing_unless_the_grader_asks(monkeypatch):
+    from vaelib import checks
+
+    monkeypatch.delenv(grading.ANSWERS_VARIABLE, raising=False)
+    assert "not checked" in checks.answer_outside("gaussian_kl", _numpy_kl)

@@ -51,7 +51,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from vaelib.grading import GRADING_SEED_VARIABLE, HAND_IN_VARIABLE, PREDICTOR_MARGIN
+from vaelib.grading import (
+    ANSWERS_VARIABLE,
+    GRADING_SEED_VARIABLE,
+    HAND_IN_VARIABLE,
+    PREDICTOR_MARGIN,
+    RemoteAnswer,
+    read_arrays,
+    send_arrays,
+)
 
 SEED = 20_261_124
 
@@ -113,6 +121,8 @@ def _gradients(function, inputs, weights, name):
     Computed by the backend's autodiff; an input that the output does not
     depend on differentiably (NumPy code, a constant) gets `None`.
     """
+    if isinstance(function, RemoteAnswer):  # the grader's process: ask the kernel
+        return function.vjp(inputs, np.asarray(weights, "float32"))
     backend = keras.backend.backend()
     weights = np.asarray(weights, "float32")
     try:
@@ -314,9 +324,10 @@ def check_sampling(sample, seed=None):
     rng = _rng(seed, 1)
     is_layer = isinstance(sample, keras.layers.Layer)
 
-    def call(z_mean, z_log_var):
-        args = ((z_mean, z_log_var),) if is_layer else (z_mean, z_log_var)
-        return sample(*args)
+    def call_layer(z_mean, z_log_var):
+        return sample((z_mean, z_log_var))
+
+    call = call_layer if is_layer else sample
 
     def draw(z_mean, z_log_var):
         return _numpy(_call(call, z_mean, z_log_var, name="sample"))
@@ -721,6 +732,82 @@ def hand_in(model, name):
         warnings.simplefilter("ignore")
         model.save(path)
     return f"{name}: handed in for scoring outside the notebook."
+
+
+def answer_outside(name, answer):
+    """Lets the grader's own process check `answer`, arrays in and arrays out.
+
+    Under `python -m vaelib grade`, `$VAELIB_ANSWERS` names the grader's
+    answer server (`vaelib.grading.AnswerServer`): it runs the check of task
+    `name` (`check_sampling`, `check_gaussian_kl`, `check_vae_loss`, or
+    `check_encoder`) on inputs it draws from a seed of its own, and computes
+    the values, gradients and verdict itself; this function only evaluates
+    `answer` on the arrays it is sent (and, when asked, the gradients of its
+    weighted sum by the backend's autodiff) and sends the results back. The
+    points of the test depend on that verdict, not on what the notebook
+    prints. Anywhere else it does nothing.
+
+    Args:
+        name: The task, a key of `vaelib.grading.ANSWER_TASKS`.
+        answer: The learner's function, or a Keras layer or model (a layer
+            that is not a model receives its inputs as one tuple).
+
+    Returns:
+        The grader's message; raises `AssertionError` with it if the check
+        failed.
+    """
+    import socket
+
+    address = os.environ.get(ANSWERS_VARIABLE, "").strip()
+    if not address:
+        return f"{name}: not checked outside the notebook (only the grader does)."
+    function = answer
+    if isinstance(answer, keras.layers.Layer) and not isinstance(answer, keras.Model):
+
+        def function(*inputs):
+            return answer(tuple(inputs))
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+        channel.connect(address)
+        with channel.makefile("rb") as reader, channel.makefile("wb") as writer:
+            send_arrays(writer, {"task": name}, [])
+            while True:
+                try:
+                    header, arrays = read_arrays(reader)
+                except ConnectionError:
+                    raise RuntimeError(
+                        "the grader's answer server closed the connection"
+                    ) from None
+                if header.get("op") == "done":
+                    if not header.get("passed"):
+                        _fail(str(header.get("message")))
+                    return str(header.get("message"))
+                try:
+                    reply, outputs = _evaluate(function, header.get("op"), arrays)
+                except Exception as error:  # noqa: BLE001 - the grader judges it
+                    reply, outputs = {"error": f"{type(error).__name__}: {error}"}, []
+                send_arrays(writer, reply, outputs)
+
+
+def _evaluate(function, op, arrays):
+    """`answer_outside`'s side of one request: values, or values and gradients."""
+    if op == "vjp":
+        *inputs, weights = arrays
+        output, gradients = _gradients(function, inputs, weights, "the answer")
+        missing = [i for i, g in enumerate(gradients) if g is None]
+        gradients = [
+            np.zeros(np.shape(x)) if g is None else g
+            for x, g in zip(inputs, gradients, strict=True)
+        ]
+        return {"missing": missing}, [output, *gradients]
+    if op != "call":
+        raise ValueError(f"unknown request {op!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = function(*arrays)
+    if isinstance(outputs, list | tuple):
+        return {"single": False}, [_numpy(t) for t in outputs]
+    return {"single": True}, [_numpy(outputs)]
 
 
 def check_frame_predictor(

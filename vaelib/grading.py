@@ -19,10 +19,12 @@ course directory `course/assignments/` (`nbgrader_config.py` and
    afterwards;
 3. the hidden tests read their seed from `$VAELIB_GRADING_SEED`, random
    unless given, and written in the report;
-4. what the hidden tests handed in (`vaelib.checks.hand_in`) and what
-   assignment 4's `predict` answered the grader's `ClipServer` are scored
-   outside the kernel (`SCORED_OUTSIDE`, `score_outside`,
-   `predictor_verdict`): a cell keeps its points only if those verdicts pass;
+4. what the hidden tests handed in (`vaelib.checks.hand_in`), what
+   assignment 4's `predict` answered the grader's `ClipServer`, and what the
+   functions of assignments 1 and 3 answered the grader's `AnswerServer`
+   (arrays in, arrays out) are scored outside the kernel (`SCORED_OUTSIDE`,
+   `score_outside`, `predictor_verdict`, `answers_verdict`): a cell keeps its
+   points only if those verdicts pass;
 5. `nbgrader generate_feedback` writes one HTML file per submission, and the
    scores come from nbgrader's CSV export, one row per submission.
 
@@ -39,6 +41,7 @@ Introduced in: course/INSTRUCTORS.md
 """
 
 import csv
+import io
 import json
 import math
 import os
@@ -68,6 +71,16 @@ HAND_IN_MAX_BYTES = 256 * 2**20
 # process scores it (`score_outside`): {assignment: {test cell: (artefact, kind)}}.
 # Each artefact's verdict must pass for the cell to keep its points.
 SCORED_OUTSIDE = {
+    "01_reparameterisation_and_kl": {
+        "test_sampling": [("sampling", "answers")],
+        "test_gaussian_kl": [("gaussian_kl", "answers")],
+        "test_vae_loss": [("vae_loss", "answers")],
+    },
+    "03_fix_a_broken_vae": {
+        "test_encoder": [("encoder", "answers")],
+        "test_sampling": [("sampling", "answers")],
+        "test_vae_loss": [("vae_loss", "answers")],
+    },
     "02_train_a_conv_vae": {"test_trained_vae": [("trained_vae", "image-vae")]},
     "04_video_predictor": {
         "test_predictor": [
@@ -95,6 +108,22 @@ BASELINES = ("blank", "context_mean", "copy_last")
 # `vaelib.grading.FutureFrames` talks to the grader's clip server on this
 # Unix socket when the variable is set (by the grader only)
 FUTURE_FRAMES_VARIABLE = "VAELIB_FUTURE_FRAMES"
+# `vaelib.checks.answer_outside` lets the grader's answer server call a
+# learner's function through this Unix socket when the variable is set
+ANSWERS_VARIABLE = "VAELIB_ANSWERS"
+# The functions the answer server checks, each with the settings the hidden
+# test uses; "smooth": the inputs (by position) along which its gradients are
+# also checked by finite differences of its own values (none for a random
+# draw like sampling's; not vae_loss's data x, which must stay in [0, 1])
+ANSWER_TASKS = {
+    "sampling": {"smooth": ()},
+    "gaussian_kl": {"smooth": (0, 1)},
+    "vae_loss": {"smooth": (1, 2, 3)},
+    "encoder": {"smooth": (), "input_shape": (28, 28, 1), "latent_dim": 7},
+}
+ANSWER_MAX_BYTES = 64 * 2**20
+# Each server's records, in the submission's hand-in folder of the grader
+SERVER_RECORDS = {"clip-server": "future_frames", "answers": "answers"}
 COURSE_DIRECTORY = (
     pathlib.Path(__file__).resolve().parents[1] / "course" / "assignments"
 )
@@ -158,9 +187,10 @@ def _isolated_execute_class():
             self._workdir = workdir
             # the kernel has no network: it talks to nbgrader over Unix sockets
             # in a folder both sides see, and to the clip server through a
-            # socket in a folder it can only read (it cannot replace it)
+            # servers through sockets in a folder it can only read (it cannot
+            # replace them)
             self._sockets = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-kernel-"))
-            self._clips = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-clips-"))
+            self._servers = pathlib.Path(tempfile.mkdtemp(prefix="vaelib-servers-"))
             if self.sandbox == "bwrap":
                 self.kernel_manager_class = _sandboxed_kernel_manager_class()
             assignment = resources.get("nbgrader", {}).get("assignment")
@@ -173,18 +203,23 @@ def _isolated_execute_class():
             self._deadline = time.monotonic() + self.notebook_timeout
             self._stopped = None
             self._process_group = None
-            server = None
+            servers = []
             # an absolute folder: a notebook that changes its working folder
             # still hands in where the grader looks
             os.environ[HAND_IN_VARIABLE] = str(workdir / HAND_IN_FOLDER)
             try:
-                if "clip-server" in kinds:
-                    server = ClipServer(
-                        self._clips / "clips",
-                        handed_in / "future_frames.jsonl",
-                        sandbox=self.sandbox,
-                    )
-                    os.environ[FUTURE_FRAMES_VARIABLE] = str(server.socket_path)
+                for kind, variable, server_class in (
+                    ("clip-server", FUTURE_FRAMES_VARIABLE, ClipServer),
+                    ("answers", ANSWERS_VARIABLE, AnswerServer),
+                ):
+                    if kind in kinds:
+                        server = server_class(
+                            self._servers / server_class.word,
+                            handed_in / f"{SERVER_RECORDS[kind]}.jsonl",
+                            sandbox=self.sandbox,
+                        )
+                        servers.append(server)
+                        os.environ[variable] = str(server.socket_path)
                 nb, resources = super().preprocess(nb, resources, km)
             except Exception as error:  # noqa: BLE001 - a dead kernel ends the run
                 self._stopped = f"the kernel stopped: {type(error).__name__}: {error}"
@@ -192,14 +227,15 @@ def _isolated_execute_class():
             finally:
                 metadata["path"] = original
                 self._kill_process_group()
-                os.environ.pop(FUTURE_FRAMES_VARIABLE, None)
+                for variable in (FUTURE_FRAMES_VARIABLE, ANSWERS_VARIABLE):
+                    os.environ.pop(variable, None)
                 os.environ.pop(HAND_IN_VARIABLE, None)
-                if server is not None:
+                for server in servers:
                     server.close()
                 _collect_handed_in(
                     workdir / HAND_IN_FOLDER, pathlib.Path(original) / HAND_IN_FOLDER
                 )
-                for folder in (workdir, self._sockets, self._clips):
+                for folder in (workdir, self._sockets, self._servers):
                     shutil.rmtree(folder, ignore_errors=True)
             self._mark_cells_that_did_not_run(nb)
             return nb, resources
@@ -214,7 +250,7 @@ def _isolated_execute_class():
                 km.connection_file = str(self._sockets / "kernel.json")
                 km.sandbox_prefix = sandbox.bwrap_command(
                     [self._workdir, self._sockets],
-                    readable=[*sandbox.readable_paths(), self._clips],
+                    readable=[*sandbox.readable_paths(), self._servers],
                 )
             return km
 
@@ -297,7 +333,12 @@ def trusted_environment(sandbox, home):
     """
     from vaelib.sandbox import PASSED_VARIABLES
 
-    private = (GRADING_SEED_VARIABLE, HAND_IN_VARIABLE, FUTURE_FRAMES_VARIABLE)
+    private = (
+        GRADING_SEED_VARIABLE,
+        HAND_IN_VARIABLE,
+        FUTURE_FRAMES_VARIABLE,
+        ANSWERS_VARIABLE,
+    )
     if sandbox != "bwrap":
         return {k: v for k, v in os.environ.items() if k not in private}
     environment = {
@@ -648,8 +689,11 @@ def _score_outside_all(api, pairs, failures, seed, outside_seed, sandbox, log):
                 for artefact, kind in artefacts:
                     try:
                         if kind == "clip-server":
-                            path = folder / f"{artefact}.jsonl"
+                            path = folder / f"{SERVER_RECORDS[kind]}.jsonl"
                             verdicts.append(predictor_verdict(path, seed))
+                        elif kind == "answers":
+                            path = folder / f"{SERVER_RECORDS[kind]}.jsonl"
+                            verdicts.append(answers_verdict(path, artefact))
                         else:
                             path = folder / f"{artefact}.keras"
                             verdicts.append(
@@ -933,22 +977,23 @@ class FutureFrames:
         return self._read_line()
 
 
-class ClipServer:
-    """The grader's clip helper for assignment 4, outside the student's kernel.
+class _GraderServer:
+    """A helper process of the grader, outside the student's kernel.
 
-    Starts `python -I -m vaelib.grading serve SOCKET RECORDS` (the grader's
+    Starts `python -I -m vaelib.grading WORD SOCKET RECORDS` (the trusted
     environment, an empty working folder) listening on a Unix socket; each
-    connection is one `FutureFrames` exchange, and its settings, seed, scores
-    and verdict are appended to `records` (JSON lines), a file the kernel
-    cannot reach. `predictor_verdict` reads them after the notebook has run.
+    connection is one exchange, whose outcome is appended to `records` (JSON
+    lines), a file the kernel cannot reach, and read after the notebook ran.
     """
+
+    word = None
 
     def __init__(self, socket_path, records, sandbox="none"):
         self.socket_path = pathlib.Path(socket_path)
         self.records = pathlib.Path(records)
         self.records.parent.mkdir(parents=True, exist_ok=True)
-        self._folder = tempfile.mkdtemp(prefix="vaelib-clip-server-")
-        command = [sys.executable, "-I", "-m", "vaelib.grading", "serve"]
+        self._folder = tempfile.mkdtemp(prefix=f"vaelib-{self.word}-")
+        command = [sys.executable, "-I", "-m", "vaelib.grading", self.word]
         self._process = subprocess.Popen(
             [*command, str(self.socket_path), str(self.records)],
             cwd=self._folder,
@@ -959,7 +1004,7 @@ class ClipServer:
         ready = self._process.stdout.readline()
         if ready.strip() != b"ready":
             self.close()
-            raise GradingError("the grader's clip server did not start")
+            raise GradingError(f"the grader's {self.word} server did not start")
 
     def close(self):
         if self._process is not None:
@@ -968,6 +1013,30 @@ class ClipServer:
             self._process.stdout.close()
             self._process = None
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class ClipServer(_GraderServer):
+    """The grader's clip helper for assignment 4 (`FutureFrames`' exchanges).
+
+    Each connection is one `FutureFrames` exchange; its settings, seed,
+    scores and verdict are recorded for `predictor_verdict`.
+    """
+
+    word = "serve"
+
+
+class AnswerServer(_GraderServer):
+    """The grader's checker of learners' functions, arrays in and arrays out.
+
+    Each connection is one `vaelib.checks.answer_outside` exchange: the
+    kernel names a task of `ANSWER_TASKS`, and this process runs that task's
+    check (`vaelib.checks`) on inputs drawn from a seed of its own, calling
+    the learner's function in the kernel through the socket (`RemoteAnswer`):
+    the values, the gradients and the verdict are all computed here. The
+    task, seed and verdict are recorded for `answers_verdict`.
+    """
+
+    word = "answers"
 
 
 def predictor_verdict(records, seed, settings=None):
@@ -1166,8 +1235,13 @@ def _serve():
         raise SystemExit(str(error)) from None
 
 
-def _serve_socket(socket_path, records):
-    """The grader's clip server: one `_answer` per connection, each recorded."""
+def _serve_socket(socket_path, records, respond):
+    """A grader's server: `respond(reader, writer, record, keep)` per connection.
+
+    `record` starts as a failure; `keep()` appends it to `records` (once), and
+    runs at the latest before the connection closes, so a kernel sees its
+    exchange end only once it is on record.
+    """
     import socket
 
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -1177,20 +1251,237 @@ def _serve_socket(socket_path, records):
     while True:
         connection, _ = server.accept()
         connection.settimeout(600)
-        record = {"passed": False}
+        record, kept = {"passed": False}, []
+
+        def keep(record=record, kept=kept):
+            if not kept:
+                kept.append(True)
+                with open(records, "a") as file:
+                    file.write(json.dumps(record) + "\n")
+
         with connection, connection.makefile("rb") as reader:
             with connection.makefile("wb") as writer:
                 try:
-                    _answer(reader, writer, record, only=PREDICTOR_SETTINGS)
+                    respond(reader, writer, record, keep)
                 except (Exception, SystemExit) as error:  # noqa: BLE001 - recorded
                     record.update(
                         passed=False, error=f"{type(error).__name__}: {error}"
                     )
                 finally:
-                    # before the connection closes: the kernel reads an end
-                    # only once its exchange is on record
-                    with open(records, "a") as file:
-                        file.write(json.dumps(record) + "\n")
+                    keep()
+
+
+def _answer_clips(reader, writer, record, keep):
+    _answer(reader, writer, record, only=PREDICTOR_SETTINGS)
+
+
+def send_arrays(writer, header, arrays):
+    """One message: a JSON line (`header` and each array's size), then `.npy` data.
+
+    The channel of `AnswerServer` and `vaelib.checks.answer_outside`: NumPy's
+    own format, read back without pickles.
+    """
+    blobs = []
+    for array in arrays:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(array), allow_pickle=False)
+        blobs.append(buffer.getvalue())
+    header = {**header, "sizes": [len(blob) for blob in blobs]}
+    writer.write(json.dumps(header).encode() + b"\n")
+    for blob in blobs:
+        writer.write(blob)
+    writer.flush()
+
+
+def read_arrays(reader, max_bytes=ANSWER_MAX_BYTES):
+    """The header and arrays of one `send_arrays` message."""
+    line = reader.readline(1 << 16)
+    if not line:
+        raise ConnectionError("the other side closed the connection")
+    header = json.loads(line)
+    sizes = header.get("sizes", [])
+    if not isinstance(sizes, list) or sum(int(size) for size in sizes) > max_bytes:
+        raise ValueError(f"a message of arrays over {max_bytes} bytes")
+    arrays = []
+    for size in sizes:
+        data = reader.read(int(size))
+        arrays.append(np.load(io.BytesIO(data), allow_pickle=False))
+    return header, arrays
+
+
+class RemoteAnswer:
+    """A learner's function in the kernel, called from the grader's process.
+
+    `vaelib.checks`' checks accept it where they take a function: calling it
+    sends the input arrays to the kernel and returns the output arrays (one,
+    or a list for a function that returns several); `vjp` returns the output
+    and the gradients of `sum(weights * output)` the kernel's autodiff
+    computed. Along the inputs named in `smooth` (positions), those gradients
+    are checked against finite differences of the kernel's own values
+    (`_check_finite_differences`): a kernel cannot report gradients of a
+    function other than the one it evaluates.
+    """
+
+    def __init__(self, reader, writer, name, smooth, seed):
+        self._reader, self._writer = reader, writer
+        self.name, self.smooth = name, tuple(smooth)
+        self._rng = np.random.default_rng([seed, 3])
+
+    def _request(self, header, arrays):
+        send_arrays(self._writer, header, arrays)
+        reply, outputs = read_arrays(self._reader)
+        if reply.get("error"):
+            raise AssertionError(
+                f"{self.name} failed in the notebook: {str(reply['error'])[:500]}"
+            )
+        if not all(np.issubdtype(a.dtype, np.number) for a in outputs):
+            raise AssertionError(f"{self.name} returned arrays that are not numbers")
+        return reply, outputs
+
+    def __call__(self, *arrays):
+        reply, outputs = self._request({"op": "call"}, arrays)
+        if reply.get("single"):
+            return outputs[0]
+        return list(outputs)
+
+    def vjp(self, inputs, weights):
+        reply, arrays = self._request({"op": "vjp"}, [*inputs, weights])
+        if len(arrays) != len(inputs) + 1:
+            raise AssertionError(f"{self.name}: the notebook sent a broken reply")
+        missing = set(reply.get("missing", []))
+        output = np.asarray(arrays[0], "float64")
+        gradients = [
+            None if index in missing else np.asarray(g, "float64")
+            for index, g in enumerate(arrays[1:])
+        ]
+        if self.smooth:
+            self._check_finite_differences(inputs, weights, output, gradients)
+        return output, gradients
+
+    def _check_finite_differences(self, inputs, weights, output, gradients):
+        """The reported gradients against central differences of the values.
+
+        Along one random direction `v` (the `smooth` inputs with a gradient
+        move):
+        `(f(x + h v) - f(x - h v)) / 2h`, weighted like the gradients, must
+        match the sum of `gradient . v` to 2% of the gradient's size (plus
+        the rounding of float32 values).
+        """
+        moved = [
+            g is not None and index in self.smooth for index, g in enumerate(gradients)
+        ]
+        if not any(moved):
+            return
+        step = 1e-2
+        directions = [
+            self._rng.standard_normal(np.shape(x)) if m else np.zeros(np.shape(x))
+            for x, m in zip(inputs, moved, strict=True)
+        ]
+
+        def shifted(sign):
+            return [
+                (np.asarray(x, "float64") + sign * step * v).astype(np.asarray(x).dtype)
+                for x, v in zip(inputs, directions, strict=True)
+            ]
+
+        weights = np.asarray(weights, "float64")
+        upper = np.asarray(self(*shifted(1.0)), "float64")
+        lower = np.asarray(self(*shifted(-1.0)), "float64")
+        numeric = float(np.sum(weights * (upper - lower)) / (2 * step))
+        analytic = float(
+            sum(
+                np.sum(g * v)
+                for g, v, m in zip(gradients, directions, moved, strict=True)
+                if m
+            )
+        )
+        size = math.sqrt(
+            sum(float(np.sum(g**2)) for g, m in zip(gradients, moved, strict=True) if m)
+        )
+        # float32 values: rounding of about 1e-6 of their size, over 2h
+        rounding = 1e-6 * float(np.sum(np.abs(weights * output))) / step
+        if abs(numeric - analytic) > 0.02 * max(size, abs(analytic)) + rounding:
+            raise AssertionError(
+                f"The gradients of {self.name} are not those of its values: along "
+                "a random direction its finite differences disagree with its "
+                "autodiff gradients. Compute the output and its gradient with "
+                "the same keras.ops code."
+            )
+
+
+def _answer_function(reader, writer, record, keep):
+    """One `vaelib.checks.answer_outside` exchange, recorded (`AnswerServer`)."""
+    from vaelib import checks
+
+    header, _ = read_arrays(reader)
+    task = header.get("task")
+    record.update(task=task)
+    if task not in ANSWER_TASKS:
+        raise ValueError(f"the grader checks the functions {sorted(ANSWER_TASKS)}")
+    settings = ANSWER_TASKS[task]
+    seed = secrets.randbelow(2**31)
+    record.update(seed=seed)
+    remote = RemoteAnswer(reader, writer, task, settings["smooth"], seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if task == "encoder":
+                message = checks.check_encoder(
+                    remote, settings["input_shape"], settings["latent_dim"], seed=seed
+                )
+            else:
+                message = getattr(checks, f"check_{task}")(remote, seed=seed)
+        record.update(passed=True, message=f"outside the notebook: {message}")
+    except AssertionError as error:
+        record.update(passed=False, message=f"outside the notebook: {error}")
+    except (ConnectionError, OSError, ValueError) as error:
+        record.update(
+            passed=False,
+            message=f"outside the notebook: the exchange broke ({error})",
+        )
+    keep()
+    try:
+        send_arrays(
+            writer,
+            {"op": "done", "passed": record["passed"], "message": record["message"]},
+            [],
+        )
+    except (ConnectionError, OSError):
+        pass
+
+
+def answers_verdict(records, task):
+    """The verdict on one function from the answer server's records.
+
+    Every exchange about `task` must have passed, and there must be one at
+    least (asking again does not pick the best).
+
+    Returns:
+        `{"passed": bool, "messages": [str, ...]}`.
+    """
+    records = pathlib.Path(records)
+    lines = records.read_text().splitlines() if records.is_file() else []
+    found = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            return {"passed": False, "messages": [f"a broken record: {line[:80]!r}"]}
+        if not isinstance(record, dict):
+            return {"passed": False, "messages": [f"a broken record: {line[:80]!r}"]}
+        if record.get("task") == task:
+            found.append(record)
+    if not found:
+        return {
+            "passed": False,
+            "messages": [
+                f"{task}: the grader's process never checked it: the hidden test "
+                f"did not reach checks.answer_outside ({len(lines)} exchange(s) "
+                "in all)"
+            ],
+        }
+    messages = [r.get("message", r.get("error", "")) for r in found]
+    return {"passed": all(r.get("passed") is True for r in found), "messages": messages}
 
 
 def _score_image_vae(model, seed):
@@ -1208,21 +1499,33 @@ def _score_image_vae(model, seed):
 def _score_predictor(model, seed):
     """Assignment 4: the handed-in model's own predictions on new clips.
 
-    The model (a `vaelib.models.VAE`) predicts as the assignment's `predict`
-    does: the context frames, zeros after them, `reconstruct`, the frames
-    after the context. Its predictions must not change when the true future
+    The model (a `vaelib.models.VAE` whose decoder has a ConvLSTM layer, as
+    the assignment asks) predicts as the assignment's `predict` does: the
+    context frames, zeros after them, `reconstruct`, the frames after the
+    context. Its predictions must not change when the true future
     is given instead of zeros (the encoder never sees it), and must pass
     `predictor_scores`.
     """
+    import keras
     from keras import ops
 
     from vaelib.data.moving import MovingDigits
+    from vaelib.layers import FusedConvLSTM2D
     from vaelib.models import VAE
 
     if not isinstance(model, VAE):
         raise AssertionError(
             f"Expected the handed-in predictor to be a vaelib.models.VAE; "
             f"received {type(model).__name__}."
+        )
+    recurrent = (keras.layers.ConvLSTM2D, FusedConvLSTM2D)
+    if not any(
+        isinstance(layer, recurrent) for layer in model.decoder._flatten_layers()
+    ):
+        raise AssertionError(
+            "The handed-in predictor's decoder has no ConvLSTM layer: the "
+            "assignment's decoder carries the motion forward with one (a model "
+            "of per-frame layers only, such as a blur set by hand, scores nothing)."
         )
     settings = PREDICTOR_SETTINGS
     clips = MovingDigits.scaled(
@@ -1296,9 +1599,15 @@ def _score_main(arguments):
 
 
 if __name__ == "__main__":
+    # this file runs as __main__; vaelib.checks imports it as vaelib.grading.
+    # One copy of its classes (checks' isinstance(..., RemoteAnswer)):
+    from vaelib import grading
+
     if sys.argv[1:2] == ["score"]:
-        _score_main(sys.argv[2:])
+        grading._score_main(sys.argv[2:])
     elif sys.argv[1:2] == ["serve"]:
-        _serve_socket(*sys.argv[2:4])
+        grading._serve_socket(*sys.argv[2:4], respond=grading._answer_clips)
+    elif sys.argv[1:2] == ["answers"]:
+        grading._serve_socket(*sys.argv[2:4], respond=grading._answer_function)
     else:
-        _serve()
+        grading._serve()
