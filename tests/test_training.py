@@ -255,6 +255,35 @@ def test_mixed_precision_computes_in_half_and_keeps_the_loss_in_float32(images, 
     assert keras.config.dtype_policy().name == "float32"
 
 
+@pytest.mark.parametrize(
+    ("devices", "capability", "policy"),
+    [
+        (["gpu:0"], (9, 0), "mixed_bfloat16"),  # Hopper (H100)
+        (["gpu:0"], (8, 0), "mixed_bfloat16"),  # Ampere (A100)
+        (["cuda:0"], (7, 5), "mixed_float16"),  # Turing (T4): no fast bfloat16
+        (["gpu:0"], None, "mixed_float16"),  # unknown: the safe choice
+        (["tpu:0"], None, "mixed_bfloat16"),
+        (["cpu:0"], None, "float32"),
+    ],
+)
+def test_auto_precision_follows_the_device(monkeypatch, devices, capability, policy):
+    from vaelib import training
+
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda: devices)
+    monkeypatch.setattr(training, "gpu_compute_capability", lambda: capability)
+    try:
+        assert set_mixed_precision("auto") == policy
+        assert keras.config.dtype_policy().name == policy
+    finally:
+        set_mixed_precision("off")
+
+
+def test_gpu_compute_capability_is_none_without_a_gpu():
+    from vaelib import training
+
+    assert training.gpu_compute_capability() is None  # this machine has no GPU
+
+
 @tensorflow_only
 def test_mirrored_strategy_over_two_logical_cpus_trains(tmp_path):
     result = _run_python(

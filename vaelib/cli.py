@@ -191,7 +191,10 @@ def build_parser():
         "--mixed-precision",
         choices=PRECISIONS,
         default="off",
-        help="half-precision compute (auto: float16 on a GPU, off on a CPU)",
+        help=(
+            "half-precision compute (auto: bfloat16 on a GPU of compute "
+            "capability 8.0 or newer, float16 on older GPUs, off on a CPU)"
+        ),
     )
     train.add_argument(
         "--jit",
