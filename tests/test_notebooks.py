@@ -79,6 +79,24 @@ def test_stored_outputs_come_from_one_clean_run(path):
     assert set(errors) <= {"NotImplementedError"}, f"{path.name}: {errors}"
 
 
+# What a library prints on its own at start-up (TensorFlow 2.21's absl notices
+# before logging is set up, despite TF_CPP_MIN_LOG_LEVEL) is not the lesson's.
+START_UP_NOISE = ("absl::InitializeLog", "oneDNN custom operations are on")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_outputs_carry_no_start_up_notices(path):
+    cells = json.loads(path.read_text())["cells"]
+    noisy = [
+        index
+        for index, cell in enumerate(cells)
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream"
+        and any(notice in "".join(output["text"]) for notice in START_UP_NOISE)
+    ]
+    assert not noisy, f"{path.name}: TensorFlow's start-up notices in cells {noisy}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_each_parameters_cell_names_its_raised_setting(path):
     # tests/raised_parameters.py runs every notebook with these values
