@@ -210,6 +210,14 @@ def test_the_handed_in_predictor_is_run_outside_and_must_not_see_the_future(tmp_
         "video-predictor", tmp_path / "per_frame.keras", 1
     )
     assert "decoder has no ConvLSTM layer" in per_frame["messages"][0]
+    from vaelib.models import convlstm_predictor
+
+    ready_made = convlstm_predictor(
+        input_shape=(10, 32, 32, 1), context_frames=5, filters=(4, 8), lstm_filters=4
+    )
+    ready_made.save(tmp_path / "ready_made.keras")
+    library = grading.score_outside("video-predictor", tmp_path / "ready_made.keras", 1)
+    assert "received a ConvLSTMPredictor" in library["messages"][0], library
     other = grading.score_outside("video-predictor", tmp_path / "not_a_vae.keras", 1)
     assert (
         "Expected the handed-in predictor to be a vaelib.models.VAE"

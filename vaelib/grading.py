@@ -1499,8 +1499,9 @@ def _score_image_vae(model, seed):
 def _score_predictor(model, seed):
     """Assignment 4: the handed-in model's own predictions on new clips.
 
-    The model (a `vaelib.models.VAE` whose decoder has a ConvLSTM layer, as
-    the assignment asks) predicts as the assignment's `predict` does: the
+    The model (a `vaelib.models.VAE` itself, not one of the library's
+    ready-made subclasses, whose decoder has a ConvLSTM layer, as the
+    assignment asks) predicts as the assignment's `predict` does: the
     context frames, zeros after them, `reconstruct`, the frames after the
     context. Its predictions must not change when the true future
     is given instead of zeros (the encoder never sees it), and must pass
@@ -1517,6 +1518,14 @@ def _score_predictor(model, seed):
         raise AssertionError(
             f"Expected the handed-in predictor to be a vaelib.models.VAE; "
             f"received {type(model).__name__}."
+        )
+    if type(model) is not VAE:
+        # a ready-made architecture of the library (`convlstm_predictor`,
+        # `convlstm_vae`) is a subclass: the assignment builds the networks
+        raise AssertionError(
+            "Expected the VAE(encoder, decoder) that build_predictor makes; "
+            f"received a {type(model).__name__}, one of the library's ready-made "
+            "models, which the assignment asks you to build layer by layer."
         )
     recurrent = (keras.layers.ConvLSTM2D, FusedConvLSTM2D)
     if not any(
