@@ -261,7 +261,7 @@ class FusedConvLSTM2D(keras.layers.Layer):
     >>> tuple(layer(keras.ops.zeros((2, 5, 6, 6, 3))).shape)
     (2, 5, 6, 6, 8)
 
-    Introduced in: course/11_training_at_scale.ipynb
+    Introduced in: course/08_convlstm_video_vae.ipynb
     """
 
     def __init__(self, filters, kernel_size=3, unroll=None, **kwargs):
@@ -412,7 +412,7 @@ class PerFrame(keras.layers.Wrapper):
     >>> tuple(layer(keras.ops.zeros((2, 5, 8, 8, 1))).shape)
     (2, 5, 8, 8, 4)
 
-    Introduced in: course/08_convlstm_video_vae.ipynb
+    Introduced in: course/07_framewise_video_vae.ipynb
     """
 
     def build(self, input_shape):

@@ -171,7 +171,7 @@ def psnr(target, prediction, max_value=1.0):
         Numpy array of shape `target.shape[:-3]`: one PSNR per image
         (`inf` where the two are identical).
 
-    Introduced in: course/08_convlstm_video_vae.ipynb
+    Introduced in: course/06_video_data.ipynb
     """
     target, prediction = _check_pair(target, prediction, max_value)
     mse = np.mean(np.square(target - prediction), axis=(-3, -2, -1))
@@ -198,7 +198,7 @@ def ssim(target, prediction, max_value=1.0, sigma=1.5):
     Returns:
         Numpy array of shape `target.shape[:-3]`.
 
-    Introduced in: course/08_convlstm_video_vae.ipynb
+    Introduced in: course/06_video_data.ipynb
     """
     from scipy.ndimage import gaussian_filter
 
@@ -322,7 +322,7 @@ def evaluate_video(model, clips, batch_size=16, classifier="auto"):
         frames; and `active_units` and `latent_channels`, ints
         (`active_units`; for at least two clips).
 
-    Introduced in: course/08_convlstm_video_vae.ipynb
+    Introduced in: course/07_framewise_video_vae.ipynb
     """
     batch_size = _arguments.positive_int("batch_size", batch_size)
     clips = model._check_input(clips)
@@ -392,7 +392,7 @@ def evaluate_prediction(target, probabilities, classifier="auto"):
         it) and, with a classifier, `identity`: the share of predicted frames
         whose digits it reads as in the true future (`reconstruction_identity`).
 
-    Introduced in: course/10_video_applications.ipynb
+    Introduced in: course/06_video_data.ipynb
     """
     target, probabilities = _check_pair(
         target, probabilities, names=("target", "probabilities")
