@@ -72,6 +72,29 @@ def _source(page):
     raise AssertionError(f"no source for page {page}")
 
 
+def test_a_fresh_build_ignores_caches_in_hidden_folders(tmp_path):
+    """A checkout where pytest or ruff ran has `.pytest_cache/README.md`.
+
+    Sphinx reads every Markdown file under the book's root; one outside the
+    table of contents is a warning, and warnings are errors, so a first build
+    failed in such a checkout (incremental builds did not re-read it).
+    """
+    try:
+        import jupyter_book  # noqa: F401
+    except ImportError:
+        _missing('jupyter-book is not installed: pip install -e ".[site]"')
+    from vaelib import site as vaelib_site
+
+    cache = REPOSITORY / f".site-test-cache-{os.getpid()}"
+    cache.mkdir()
+    try:
+        (cache / "README.md").write_text("# A cache folder's notice\n")
+        html_root = vaelib_site.build(tmp_path / "fresh")
+    finally:
+        shutil.rmtree(cache)
+    assert (html_root / "index.html").is_file()
+
+
 def test_every_page_of_the_table_of_contents_is_built_in_order(site):
     pages = site["pages"]
     lessons = [p for p in pages if re.fullmatch(r"course/\d\d_\w+", p)]
