@@ -623,11 +623,17 @@ def test_pasted_outputs_then_a_dead_kernel_score_nothing(graded):
 def test_pasted_outputs_then_an_endless_loop_score_nothing(graded):
     student = "a1_pasted_outputs_then_loop"
     assert _score(graded, student, A1) == (0.0, 10.0)
-    # The loop's cell times out (or, on a very busy machine, the import before it).
-    timed_out = [
-        _outputs(graded, student, A1, grade_id) for grade_id in ("setup", "sampling")
-    ]
-    assert any("CellTimeoutError" in text for text in timed_out)
+    # A time limit stopped it: the loop's cell times out, or on a busy machine
+    # an earlier cell, the notebook's own limit or the kernel's start does.
+    run, _ = _run(graded, student, A1)
+    path = run["workdir"] / "autograded" / student / A1 / f"{A1}.ipynb"
+    text = "\n".join(
+        output.get("text", "") + output.get("ename", "") + output.get("evalue", "")
+        for cell in nbformat.read(path, 4).cells
+        for output in cell.get("outputs", [])
+    )
+    stops = ("CellTimeoutError", "ran out of time", "Timeout")
+    assert any(stop in text for stop in stops), text[-3000:]
 
 
 def test_importing_the_answer_from_vaelib_is_detected_where_not_allowed(graded):
